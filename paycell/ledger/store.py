@@ -1,0 +1,365 @@
+"""The ledger on SQL: the only code that writes balances.
+
+Every call is one database transaction that the ledger owns and retries on lock conflicts,
+serialisation failures and lost idempotency races, so callers never retry (and never see a
+half-written state). Locks are taken in one fixed order so that concurrent batches cannot
+deadlock: holds (sorted by id), then accounts (sorted by id), then the chain head.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from paycell.clock import Clock, SystemClock
+from paycell.ledger import errors as e
+from paycell.ledger import model as m
+from paycell.ledger.tables import accounts, chain_head, holds, transfers
+
+CHUNK = 500
+MAX_ATTEMPTS = 30
+
+WriteHook = Callable[[Connection, list[m.TransferResult]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    ledger: str
+    code: int
+    owner_ref: str | None
+    flags: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    timestamp: int
+
+    @property
+    def balance(self) -> int:
+        """Posted balance on the account's normal side (credits minus debits for liabilities)."""
+        if self.flags & m.AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+            return self.debits_posted - self.credits_posted
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What can still be spent: the posted balance less outgoing holds."""
+        if self.flags & m.AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+            return self.debits_posted - self.credits_posted - self.credits_pending
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.flags & m.AccountFlags.CLOSED)
+
+
+def _row_to_transfer(r: Any) -> m.Transfer:
+    return m.Transfer(
+        id=r.id, debit_account_id=r.debit_account_id, credit_account_id=r.credit_account_id,
+        amount=r.amount, ledger=r.ledger, code=r.code, flags=r.flags, pending_id=r.pending_id,
+        timeout=r.timeout, ref=r.ref, timestamp=r.timestamp, seq=r.seq,
+        prev_hash=r.prev_hash, hash=r.hash,
+    )
+
+
+def _row_to_account(r: Any) -> Account:
+    return Account(
+        id=r.id, name=r.name, ledger=r.ledger, code=r.code, owner_ref=r.owner_ref,
+        flags=r.flags, debits_pending=r.debits_pending, debits_posted=r.debits_posted,
+        credits_pending=r.credits_pending, credits_posted=r.credits_posted,
+        timestamp=r.timestamp,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    """Lock timeouts, deadlocks, serialisation failures and lost idempotency races."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01", "55P03", "23505"):
+        return True
+    text = str(orig).lower()
+    if isinstance(exc, IntegrityError):
+        return "unique" in text
+    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+
+
+class Ledger:
+    """Double-entry ledger: accounts, transfers, two-phase holds, linked chains."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self._pg = engine.dialect.name == "postgresql"
+        self.stats = {"transactions": 0, "retries": 0}
+
+    # -- transactions -------------------------------------------------------------------
+    def _transaction(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in one transaction, retrying conflicts with jittered backoff."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    out = work(conn)
+                self.stats["transactions"] += 1
+                return out
+            except DBAPIError as exc:
+                if attempt == MAX_ATTEMPTS or not _is_retryable(exc):
+                    raise
+                self.stats["retries"] += 1
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _lock(self, stmt: Any) -> Any:
+        return stmt.with_for_update() if self._pg else stmt
+
+    # -- accounts -----------------------------------------------------------------------
+    def create_account(
+        self, name: str, *, ledger: str = "CNY", code: int, flags: int = 0,
+        owner_ref: str | None = None,
+    ) -> Account:
+        """Create the account called ``name``, or return it if it exists with the same fields.
+
+        Idempotent by name. Raises :class:`AccountExistsError` if the name is taken by an
+        account with another ledger, code, flags or owner.
+        """
+        if flags & m.AccountFlags.CLOSED:
+            raise e.FlagsInvalidError("an account cannot be created closed")
+        if flags & 3 == 3:
+            raise e.FlagsInvalidError("an account limits one side, not both")
+
+        def work(conn: Connection) -> Account:
+            row = conn.execute(select(accounts).where(accounts.c.name == name)).first()
+            if row is None:
+                conn.execute(accounts.insert().values(
+                    name=name, ledger=ledger, code=code, flags=flags, owner_ref=owner_ref,
+                    timestamp=self.clock.now_us()))
+                row = conn.execute(select(accounts).where(accounts.c.name == name)).one()
+            acct = _row_to_account(row)
+            same = (acct.ledger, acct.code, acct.flags & ~m.AccountFlags.CLOSED, acct.owner_ref)
+            if same != (ledger, code, flags, owner_ref):
+                raise e.AccountExistsError(f"account {name!r} exists with other fields")
+            return acct
+
+        result: Account = self._transaction(work)
+        return result
+
+    def account(self, account_id: int, conn: Connection | None = None) -> Account:
+        stmt = select(accounts).where(accounts.c.id == account_id)
+        row = self._read(lambda c: c.execute(stmt).first(), conn)
+        if row is None:
+            raise e.AccountNotFoundError(f"account {account_id} does not exist")
+        return _row_to_account(row)
+
+    def account_by_name(self, name: str) -> Account:
+        row = self._read(lambda c: c.execute(select(accounts).where(accounts.c.name == name))
+                         .first())
+        if row is None:
+            raise e.AccountNotFoundError(f"no account named {name!r}")
+        return _row_to_account(row)
+
+    def accounts(self, ids: Sequence[int]) -> dict[int, Account]:
+        def read(c: Connection) -> dict[int, Account]:
+            out = {}
+            for part in _chunks(list(ids)):
+                for r in c.execute(select(accounts).where(accounts.c.id.in_(part))):
+                    out[r.id] = _row_to_account(r)
+            return out
+
+        result: dict[int, Account] = self._read(read)
+        return result
+
+    def close_account(self, account_id: int) -> Account:
+        """Close an account: no new transfer may touch it. Refused while holds are pending."""
+
+        def work(conn: Connection) -> Account:
+            row = conn.execute(self._lock(select(accounts).where(accounts.c.id == account_id))
+                               ).first()
+            if row is None:
+                raise e.AccountNotFoundError(f"account {account_id} does not exist")
+            if row.debits_pending or row.credits_pending:
+                raise e.AccountHasHoldsError(f"account {account_id} has pending holds")
+            conn.execute(update(accounts).where(accounts.c.id == account_id)
+                         .values(flags=row.flags | m.AccountFlags.CLOSED))
+            return _row_to_account(conn.execute(
+                select(accounts).where(accounts.c.id == account_id)).one())
+
+        result: Account = self._transaction(work)
+        return result
+
+    def _read(self, fn: Callable[[Connection], Any], conn: Connection | None = None) -> Any:
+        if conn is not None:
+            return fn(conn)
+        with self.engine.connect() as c:
+            return fn(c)
+
+    # -- transfers ----------------------------------------------------------------------
+    def post(
+        self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None = None,
+    ) -> list[m.TransferResult]:
+        """Apply a batch of transfers in one database transaction; a result per request.
+
+        Idempotent per transfer id. Each request succeeds or fails on its own except linked
+        chains, which are all-or-nothing. ``hook(conn, results)``, if given, runs inside the
+        same transaction after the ledger's writes, so a caller can record its own state
+        change atomically with the money movement (it is re-run if the transaction retries).
+        """
+        return self._post(requests, hook=hook, expiring=False)
+
+    def post_one(self, request: m.TransferRequest) -> m.Transfer:
+        """Post one transfer; return it (created or already existing) or raise its error."""
+        return self.post([request])[0].unwrap()
+
+    def _post(
+        self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None,
+        expiring: bool,
+    ) -> list[m.TransferResult]:
+        if not requests:
+            return []
+
+        def work(conn: Connection) -> list[m.TransferResult]:
+            results = self._apply(conn, requests, expiring)
+            if hook is not None:
+                hook(conn, results)
+            return results
+
+        result: list[m.TransferResult] = self._transaction(work)
+        return result
+
+    def _apply(
+        self, conn: Connection, requests: Sequence[m.TransferRequest], expiring: bool,
+    ) -> list[m.TransferResult]:
+        now = self.clock.now_us()
+        ids = list({r.id for r in requests if isinstance(r.id, str)})
+        existing: dict[str, m.Transfer] = {}
+        for part in _chunks(ids):
+            for r in conn.execute(select(transfers).where(transfers.c.id.in_(part))):
+                existing[r.id] = _row_to_transfer(r)
+        hold_ids = sorted({r.pending_id for r in requests
+                           if r.pending_id and r.id not in existing})
+        hold_states: dict[str, m.HoldState] = {}
+        for part in _chunks(hold_ids):
+            stmt = select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id)
+            for row in conn.execute(self._lock(stmt)):
+                hold_states[row.transfer_id] = m.HoldState(
+                    row.transfer_id, row.debit_account_id, row.credit_account_id, row.amount,
+                    row.ledger, row.status, row.expires_at, row.resolved_by)
+        account_ids: set[int] = set()
+        for req in requests:
+            if req.id in existing:
+                continue
+            account_ids.update(x for x in (req.debit_account_id, req.credit_account_id)
+                               if isinstance(x, int) and x > 0)
+        for hs in hold_states.values():
+            account_ids.update((hs.debit_account_id, hs.credit_account_id))
+        states: dict[int, m.AccountState] = {}
+        for part in _chunks(sorted(account_ids)):
+            stmt = select(accounts.c.id, accounts.c.ledger, accounts.c.flags,
+                          accounts.c.debits_pending, accounts.c.debits_posted,
+                          accounts.c.credits_pending, accounts.c.credits_posted
+                          ).where(accounts.c.id.in_(part)).order_by(accounts.c.id)
+            for a in conn.execute(self._lock(stmt)):
+                states[a.id] = m.AccountState(a.id, a.ledger, a.flags, a.debits_pending,
+                                              a.debits_posted, a.credits_pending,
+                                              a.credits_posted)
+        before = {aid: s.counters() for aid, s in states.items()}
+        decision = m.decide(requests, states, hold_states, existing, now, expiring=expiring)
+        if decision.created:
+            self._write(conn, decision, states, before)
+        return decision.results
+
+    def _write(
+        self, conn: Connection, d: m.Decision, states: dict[int, m.AccountState],
+        before: dict[int, tuple[int, int, int, int]],
+    ) -> None:
+        if d.holds_new:
+            conn.execute(holds.insert(), [
+                {"transfer_id": h.transfer_id, "debit_account_id": h.debit_account_id,
+                 "credit_account_id": h.credit_account_id, "amount": h.amount,
+                 "ledger": h.ledger, "status": h.status, "expires_at": h.expires_at,
+                 "resolved_by": h.resolved_by} for h in d.holds_new])
+        if d.holds_changed:
+            conn.execute(
+                update(holds).where(holds.c.transfer_id == bindparam("tid"))
+                .values(status=bindparam("st"), resolved_by=bindparam("rb")),
+                [{"tid": h.transfer_id, "st": h.status, "rb": h.resolved_by}
+                 for h in d.holds_changed])
+        changed = [s for aid, s in states.items() if s.counters() != before[aid]]
+        if changed:
+            conn.execute(
+                update(accounts).where(accounts.c.id == bindparam("aid")).values(
+                    debits_pending=bindparam("dp"), debits_posted=bindparam("dpo"),
+                    credits_pending=bindparam("cp"), credits_posted=bindparam("cpo")),
+                [{"aid": s.id, "dp": s.debits_pending, "dpo": s.debits_posted,
+                  "cp": s.credits_pending, "cpo": s.credits_posted} for s in changed])
+        # The chain head is the last lock taken and the journal's single point of order.
+        head = conn.execute(self._lock(select(chain_head.c.seq, chain_head.c.hash)
+                                       .where(chain_head.c.id == 1))).one()
+        linked = m.chain(d.created, head.seq, head.hash)
+        conn.execute(transfers.insert(), [
+            {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
+             "credit_account_id": t.credit_account_id, "amount": t.amount,
+             "ledger": t.ledger, "code": t.code, "flags": t.flags, "pending_id": t.pending_id,
+             "timeout": t.timeout, "ref": t.ref, "timestamp": t.timestamp,
+             "prev_hash": t.prev_hash, "hash": t.hash} for t in linked])
+        conn.execute(update(chain_head).where(chain_head.c.id == 1)
+                     .values(seq=linked[-1].seq, hash=linked[-1].hash))
+        by_id = {t.id: t for t in linked}
+        for i, r in enumerate(d.results):
+            if r.status == "created" and r.transfer is not None:
+                d.results[i] = m.TransferResult(r.id, "created", by_id[r.id], None)
+
+    # -- reads --------------------------------------------------------------------------
+    def transfer(self, transfer_id: str) -> m.Transfer | None:
+        row = self._read(lambda c: c.execute(
+            select(transfers).where(transfers.c.id == transfer_id)).first())
+        return None if row is None else _row_to_transfer(row)
+
+    def transfers_of(
+        self, account_id: int, *, after_seq: int = 0, limit: int = 100,
+    ) -> list[m.Transfer]:
+        """The account's transfers in journal order, after ``after_seq`` (a cursor)."""
+        cond = and_(transfers.c.seq > after_seq,
+                    (transfers.c.debit_account_id == account_id)
+                    | (transfers.c.credit_account_id == account_id))
+        stmt = select(transfers).where(cond).order_by(transfers.c.seq).limit(limit)
+        return [_row_to_transfer(r) for r in self._read(lambda c: c.execute(stmt).all())]
+
+    def hold(self, transfer_id: str) -> m.HoldState | None:
+        h = self._read(lambda c: c.execute(
+            select(holds).where(holds.c.transfer_id == transfer_id)).first())
+        if h is None:
+            return None
+        return m.HoldState(h.transfer_id, h.debit_account_id, h.credit_account_id, h.amount,
+                           h.ledger, h.status, h.expires_at, h.resolved_by)
+
+    # -- background ---------------------------------------------------------------------
+    def expire_holds(self, limit: int = 1000) -> int:
+        """Void holds whose timeout has passed. Returns how many were released.
+
+        Safe to run from several workers at once: each void has the id ``expire:<hold>``,
+        so a hold is released once whoever gets there first.
+        """
+        now = self.clock.now_us()
+        stmt = (select(holds.c.transfer_id)
+                .where(holds.c.status == "pending", holds.c.expires_at <= now)
+                .order_by(holds.c.expires_at).limit(limit))
+        due = [r.transfer_id for r in self._read(lambda c: c.execute(stmt).all())]
+        if not due:
+            return 0
+        reqs = [m.TransferRequest(id=f"expire:{tid}", flags=m.TransferFlags.VOID_PENDING,
+                                  pending_id=tid, ledger=None, ref="hold expired")
+                for tid in due]
+        results = self._post(reqs, hook=None, expiring=True)
+        return sum(1 for r in results if r.status == "created")
