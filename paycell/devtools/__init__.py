@@ -1,0 +1,1 @@
+"""Tools for developers, tests and benchmarks; nothing here runs in production."""
