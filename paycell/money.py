@@ -115,6 +115,10 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     result does not depend on anything but the arguments. A negative total is split as
     ``-allocate(-total)`` so that refunds mirror the original split exactly.
 
+    Like every largest-remainder split it is not monotone in the total (the "Alabama
+    paradox"): splitting one more fen can take a fen from some part. To split a growing
+    total consistently (cumulative commissions, say), split each increment and add up.
+
     >>> allocate(100, [70, 20, 10])
     [70, 20, 10]
     >>> allocate(1, [70, 20, 10])

@@ -136,8 +136,14 @@ def expires_at(now_us: int, timeout_s: int) -> int | None:
     return now_us + timeout_s * 1_000_000 if timeout_s else None
 
 
-def differing_field(req: TransferRequest, old: Transfer) -> str | None:
-    """The first field in which a retried request differs from the stored transfer."""
+def differing_field(
+    req: TransferRequest, old: Transfer, hold_amount: int | None = None,
+) -> str | None:
+    """The first field in which a retried request differs from the stored transfer.
+
+    A post that leaves out its amount asks for the whole hold (``hold_amount``), so it
+    differs from an earlier partial post with the same id.
+    """
     checks: list[tuple[str, object, object]] = [
         ("flags", req.flags, old.flags),
         ("pending_id", req.pending_id, old.pending_id),
@@ -152,6 +158,8 @@ def differing_field(req: TransferRequest, old: Transfer) -> str | None:
         checks.append(("credit_account_id", req.credit_account_id, old.credit_account_id))
     if not two_phase or req.amount is not None:
         checks.append(("amount", req.amount, old.amount))
+    elif req.flags & TransferFlags.POST_PENDING and hold_amount is not None:
+        checks.append(("amount", hold_amount, old.amount))
     if not two_phase or req.ledger is not None:
         checks.append(("ledger", req.ledger, old.ledger))
     if not two_phase:
@@ -299,7 +307,8 @@ def _apply_one(
     _validate_shape(req)
     old = existing.get(req.id) or created.get(req.id)
     if old is not None:
-        name = differing_field(req, old)
+        h = holds.get(req.pending_id) if req.pending_id else None
+        name = differing_field(req, old, h.amount if h is not None else None)
         if name is not None:
             raise e.TransferIdConflictError(req.id, name)
         return TransferResult(id=req.id, status="exists", transfer=old)

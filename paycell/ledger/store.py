@@ -246,8 +246,7 @@ class Ledger:
         for part in _chunks(ids):
             for r in conn.execute(select(transfers).where(transfers.c.id.in_(part))):
                 existing[r.id] = _row_to_transfer(r)
-        hold_ids = sorted({r.pending_id for r in requests
-                           if r.pending_id and r.id not in existing})
+        hold_ids = sorted({r.pending_id for r in requests if r.pending_id})
         hold_states: dict[str, m.HoldState] = {}
         for part in _chunks(hold_ids):
             stmt = select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id)

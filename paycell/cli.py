@@ -1,0 +1,104 @@
+"""The ``paycell`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from paycell.bench.cli import bench_app
+from paycell.config import get_settings
+from paycell.demo import demo_app
+
+app = typer.Typer(help="paycell: a mobile payment platform on one double-entry ledger.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def _url(url: str | None) -> str:
+    return url or get_settings().database_url
+
+
+UrlOpt = typer.Option(None, "--database-url", help="defaults to PAYCELL_DATABASE_URL")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: str | None = UrlOpt) -> None:
+    """Apply every migration not yet applied (idempotent)."""
+    from paycell.migrate import current, upgrade
+
+    url = _url(database_url)
+    upgrade(url)
+    console.print(f"database at revision [bold]{current(url)}[/]")
+
+
+@db_app.command("current")
+def db_current(database_url: str | None = UrlOpt) -> None:
+    """Print the schema revision."""
+    from paycell.migrate import current
+
+    console.print(current(_url(database_url)) or "empty (run `paycell db upgrade`)")
+
+
+@app.command()
+def audit(database_url: str | None = UrlOpt) -> None:
+    """Prove the ledger consistent; exit 1 on any violation."""
+    from paycell.db import make_engine
+    from paycell.ledger.audit import audit as run_audit
+
+    engine = make_engine(_url(database_url))
+    with Progress(TextColumn("hash chain"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("chain", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = run_audit(engine, progress)
+    engine.dispose()
+    table = Table(title=f"ledger audit: {report.accounts} accounts, {report.transfers} transfers")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for c in report.checks:
+        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
+    console.print(table)
+    for c in report.checks:
+        for p in c.problems[1:]:
+            console.print(f"  [red]{c.name}[/]: {p}")
+    if not report.ok:
+        console.print("[red bold]audit failed[/]")
+        raise typer.Exit(1)
+    console.print("[green bold]audit clean[/]")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None), port: int | None = typer.Option(None),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Serve the API and web pages (and, unless PAYCELL_RUN_WORKERS=0, the background jobs)."""
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run("paycell.api.app:create_app", factory=True, host=host or s.host,
+                port=port or s.port, workers=workers, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background jobs (hold expiry, ...) as their own process."""
+    from paycell.worker import run_forever
+
+    run_forever()
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,71 @@
+"""The chart of accounts: what each account ``code`` means and which side may not go negative.
+
+Liabilities (what the platform owes: wallets, payables, an agent's prepaid e-float) are
+credit-normal and carry ``DEBITS_MUST_NOT_EXCEED_CREDITS``: a wallet never goes below zero
+and an agent cannot cash in more than its float. The custody reserve is an asset with a
+hard floor (a bank account cannot pay out more than it holds): debit-normal with
+``CREDITS_MUST_NOT_EXCEED_DEBITS``.
+Clearing, receivable, revenue and expense accounts carry no limit: money in flight may
+run either way until it is reconciled.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from paycell.ledger.model import AccountFlags
+from paycell.ledger.store import Account, Ledger
+
+LIABILITY = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+FLOOR_ASSET = AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+NONE = AccountFlags.NONE
+
+
+class Code(IntEnum):
+    # liabilities: the platform owes these
+    WALLET = 100  # a subscriber's stored value, one per wallet
+    CARD_ECASH = 110  # offline e-cash purse on an NFC card
+    MERCHANT_PAYABLE = 200  # owed to a merchant until settlement
+    PARTNER_PAYABLE = 210  # owed to a channel partner
+    MERCHANT_DEPOSIT = 220  # terminal deposits held for merchants
+    AGENT_FLOAT = 230  # an agent outlet's prepaid e-float, spent on cash-in
+    # assets
+    CUSTODY_RESERVE = 300  # the reserve bank account backing wallet balances
+    BANK_CLEARING = 310  # per bank: money in flight to or from it
+    CARRIER_RECEIVABLE = 320  # charged to phone bills, not yet collected
+    # income and expense
+    REVENUE_COMMISSION = 400
+    REVENUE_FEES = 410
+    EXPENSE_CHANNEL = 500  # commissions paid to channel partners
+    EXPENSE_MARKETING = 510
+    EXPENSE_REWARDS = 520  # user rewards (airtime, vouchers)
+    SUSPENSE = 900  # unmatched reconciliation items
+
+
+FLAGS: dict[Code, AccountFlags] = {
+    Code.WALLET: LIABILITY,
+    Code.CARD_ECASH: LIABILITY,
+    Code.MERCHANT_PAYABLE: LIABILITY,
+    Code.PARTNER_PAYABLE: LIABILITY,
+    Code.MERCHANT_DEPOSIT: LIABILITY,
+    Code.AGENT_FLOAT: LIABILITY,
+    Code.CUSTODY_RESERVE: FLOOR_ASSET,
+}
+
+
+def flags_for(code: Code) -> AccountFlags:
+    return FLAGS.get(code, NONE)
+
+
+def open_account(
+    ledger: Ledger, name: str, code: Code, *, currency: str = "CNY",
+    owner_ref: str | None = None,
+) -> Account:
+    """Open (or fetch, idempotently by name) an account of the given type."""
+    return ledger.create_account(name, ledger=currency, code=int(code), flags=flags_for(code),
+                                 owner_ref=owner_ref)
+
+
+def system_account(ledger: Ledger, code: Code, key: str = "main", currency: str = "CNY") -> Account:
+    """The platform's own account of a type, e.g. ``revenue_fees:main:CNY``."""
+    return open_account(ledger, f"{code.name.lower()}:{key}:{currency}", code, currency=currency)
