@@ -1,0 +1,80 @@
+"""The FastAPI application factory: ``uvicorn --factory paycell.api.app:create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from paycell import __version__
+from paycell.api import health
+from paycell.api.errors import install_error_handlers
+from paycell.clock import Clock
+from paycell.config import Settings, get_settings
+from paycell.db import make_engine
+from paycell.ledger import api as ledger_api
+from paycell.ledger.batcher import Batcher
+from paycell.ledger.store import Ledger
+from paycell.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+paycell: a mobile payment platform (wallets, merchants, NFC, settlement) on one
+double-entry ledger.
+
+* Amounts are integer **fen** (1/100 CNY) with a separate `currency`; times are RFC 3339 UTC.
+* Every error is RFC 9457 `application/problem+json` with a stable machine `code`.
+* Lists are cursor-paginated: pass back `next_cursor` as `cursor` until it is null.
+* Operator endpoints need the `X-API-Key` header.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the app. Its lifespan opens the engine (unless one is given), the ledger, the
+    group-commit batcher and, if ``settings.run_workers``, the background worker; on
+    shutdown it stops the worker, drains the batcher and disposes of the engine it opened
+    (an engine passed in belongs to the caller and is left open)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        eng = engine if engine is not None else make_engine(settings.database_url)
+        ledger = Ledger(eng, clock)
+        batcher = Batcher(ledger, settings.batch_max)
+        worker = Worker(ledger, settings) if settings.run_workers else None
+        app.state.engine, app.state.ledger = eng, ledger
+        app.state.batcher, app.state.worker = batcher, worker
+        if worker is not None:
+            worker.start()
+        log.info("paycell %s on %s (workers %s)", __version__, eng.dialect.name,
+                 "in process" if worker else "off")
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            batcher.close()
+            if engine is None:
+                eng.dispose()
+
+    app = FastAPI(
+        title="paycell",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(ledger_api.router, prefix="/v1")
+    return app

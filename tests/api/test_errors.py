@@ -1,0 +1,172 @@
+"""Every error is RFC 9457 problem+json with a stable code; bad input is a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from paycell.api.app import create_app
+from paycell.config import Settings
+from paycell.errors import PaycellError
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "instance"}
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert set(body) >= PROBLEM_FIELDS
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"https://paycell.dev/errors/{code}"
+    assert body["instance"] == r.request.url.path
+    assert body["title"] and body["detail"]
+    return body
+
+
+def test_missing_api_key_is_401_authentication_required(client: TestClient) -> None:
+    r = client.get("/v1/ledger/accounts/1")
+    assert_problem(r, 401, "authentication_required")
+    assert "X-API-Key" in r.headers["www-authenticate"]
+
+
+def test_wrong_api_key_is_401_invalid_api_key(client: TestClient) -> None:
+    assert_problem(client.get("/v1/ledger/accounts/1", headers={"X-API-Key": "nope"}),
+                   401, "invalid_api_key")
+
+
+def test_a_key_with_odd_bytes_is_refused_not_a_crash(client: TestClient) -> None:
+    r = client.get("/v1/ledger/accounts/1", headers={"X-API-Key": "cl\xe9".encode("latin-1")})
+    assert_problem(r, 401, "invalid_api_key")
+
+
+def test_authentication_comes_before_validation(client: TestClient) -> None:
+    # An unauthenticated caller learns nothing about which parameters would be valid.
+    assert_problem(client.get("/v1/ledger/accounts/abc"), 401, "authentication_required")
+
+
+def test_unknown_account_is_404(client: TestClient, auth: dict[str, str]) -> None:
+    body = assert_problem(client.get("/v1/ledger/accounts/424242", headers=auth),
+                          404, "account_not_found")
+    assert "424242" in body["detail"]
+
+
+def test_unknown_route_is_404_not_found(client: TestClient, auth: dict[str, str]) -> None:
+    assert_problem(client.get("/v1/no/such/thing", headers=auth), 404, "not_found")
+    assert_problem(client.get("/nowhere"), 404, "not_found")
+
+
+def test_wrong_method_is_405(client: TestClient) -> None:
+    r = client.delete("/health")
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "!!!", "MTp4", "", "x" * 100])
+def test_bad_cursor_is_422_cursor_invalid(
+    client: TestClient, auth: dict[str, str], cursor: str,
+) -> None:
+    ledger = client.app.state.ledger  # type: ignore[attr-defined]
+    acct = ledger.create_account("errors:cursor", code=100).id
+    r = client.get(f"/v1/ledger/accounts/{acct}/transfers", params={"cursor": cursor},
+                   headers=auth)
+    assert_problem(r, 422, "cursor_invalid")
+
+
+def test_a_cursor_of_another_account_is_refused(client: TestClient, auth: dict[str, str]) -> None:
+    from paycell.ledger.api import encode_cursor
+
+    ledger = client.app.state.ledger  # type: ignore[attr-defined]
+    acct = ledger.create_account("errors:cursor2", code=100).id
+    r = client.get(f"/v1/ledger/accounts/{acct}/transfers",
+                   params={"cursor": encode_cursor(acct + 1, 5)}, headers=auth)
+    assert_problem(r, 422, "cursor_invalid")
+
+
+@pytest.mark.parametrize(("path", "where", "field"), [
+    ("/v1/ledger/accounts/abc", "path", "account_id"),
+    ("/v1/ledger/accounts/0", "path", "account_id"),
+    ("/v1/ledger/accounts/99999999999999999999", "path", "account_id"),
+    ("/v1/ledger/accounts/1/transfers?limit=0", "query", "limit"),
+    ("/v1/ledger/accounts/1/transfers?limit=201", "query", "limit"),
+    ("/v1/ledger/accounts", "query", "name"),
+])
+def test_invalid_parameters_are_422_validation_error(
+    client: TestClient, auth: dict[str, str], path: str, where: str, field: str,
+) -> None:
+    body = assert_problem(client.get(path, headers=auth), 422, "validation_error")
+    assert body["errors"][0]["in"] == where
+    assert body["errors"][0]["field"] == field
+    assert body["errors"][0]["message"]
+    # Only what a caller can use: no echo of the input, no pydantic internals.
+    assert all(set(e) == {"in", "field", "message"} for e in body["errors"])
+
+
+def test_error_detail_kwargs_become_problem_fields(client: TestClient) -> None:
+    class QuotaError(PaycellError):
+        code = "quota_exceeded"
+
+    app = client.app
+
+    @app.get("/test-only/quota")  # type: ignore[attr-defined]
+    def _quota() -> None:
+        raise QuotaError("too many", limit_fen=500, code="ignored", status=999)
+
+    body = assert_problem(client.get("/test-only/quota"), 400, "quota_exceeded")
+    assert body["limit_fen"] == 500
+    assert body["detail"] == "too many"
+
+
+def test_a_malformed_amount_is_422_not_500(client: TestClient) -> None:
+    from paycell.money import parse_amount
+
+    @client.app.get("/test-only/amount")  # type: ignore[attr-defined]
+    def _amount(value: str) -> int:
+        return parse_amount(value)
+
+    assert client.get("/test-only/amount", params={"value": "12.30"}).json() == 1230
+    body = assert_problem(client.get("/test-only/amount", params={"value": "12.345"}),
+                          422, "invalid_amount")
+    assert "12.345" in body["detail"]
+
+
+def test_an_unexpected_error_is_a_bare_500(settings: Settings, caplog: Any) -> None:
+    app = create_app(settings)
+
+    @app.get("/test-only/boom")
+    def _boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/test-only/boom")
+    body = assert_problem(r, 500, "internal_error")
+    assert "secret" not in r.text
+    assert set(body) == PROBLEM_FIELDS
+    assert any("secret internals" in str(rec.exc_info) for rec in caplog.records)
+
+
+def test_every_v1_endpoint_requires_authentication(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operations = [(method, path) for path, ops in spec["paths"].items()
+                  if path.startswith("/v1/") for method in ops]
+    assert len(operations) >= 6
+    for method, path in operations:
+        concrete = re.sub(r"\{[^}]+\}", "1", path)
+        r = client.request(method.upper(), concrete)
+        assert_problem(r, 401, "authentication_required")
+        assert spec["paths"][path][method]["security"] == [{"APIKeyHeader": []}]
+
+
+def test_openapi_documents_problem_json(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/ledger/accounts/{account_id}"]["get"]
+    for status in ("401", "404", "422"):
+        content = op["responses"][status]["content"]
+        assert list(content) == ["application/problem+json"]
+        assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
