@@ -1,0 +1,30 @@
+"""Benchmarks: ``paycell bench ledger`` (see docs/benchmarks.md).
+
+This module stays light (no database imports) so that ``paycell --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paycell.bench.ledger import LevelRecord
+
+
+class Reporter:
+    """What a benchmark tells its caller while it runs; the CLI draws it with rich."""
+
+    def step(self, text: str) -> None:
+        """A set-up step starts (migrating, creating wallets, running pgbench...)."""
+
+    def setup_progress(self, done: int, total: int) -> None:
+        """Wallets created or funded so far."""
+
+    def level_start(self, database: str, concurrency: int, total_s: float) -> None:
+        """A concurrency level starts: warm-up plus measurement last ``total_s``."""
+
+    def level_tick(self, elapsed_s: float, measuring: bool, payments: int) -> None:
+        """About four times a second during a level; ``payments`` counted so far."""
+
+    def level_end(self, record: LevelRecord) -> None:
+        """A level is done."""
