@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntFlag
 
 from paycell.ledger import errors as e
@@ -31,9 +31,12 @@ class TransferFlags(IntFlag):
     VOID_PENDING = 8  # release a hold
 
 
-TWO_PHASE = TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING
+# Plain ints for the hot path: IntFlag arithmetic builds a new object on every '&'.
+LINKED, PENDING, POST, VOID = 1, 2, 4, 8
+TWO_PHASE = POST | VOID
+CLOSED, DR_LIMIT, CR_LIMIT = 4, 1, 2
 GENESIS_HASH = "0" * 64
-_ONE_PHASE = (0, TransferFlags.PENDING, TransferFlags.POST_PENDING, TransferFlags.VOID_PENDING)
+_ONE_PHASE = (0, PENDING, POST, VOID)
 MAX_ID_LEN = 200
 
 
@@ -132,6 +135,11 @@ class Decision:
     holds_changed: list[HoldState] = field(default_factory=list)
 
 
+def usable_key(key: object) -> bool:
+    """Whether ``key`` can be looked up at all (a malformed one is refused later)."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_ID_LEN and "\x00" not in key
+
+
 def expires_at(now_us: int, timeout_s: int) -> int | None:
     return now_us + timeout_s * 1_000_000 if timeout_s else None
 
@@ -158,7 +166,7 @@ def differing_field(
         checks.append(("credit_account_id", req.credit_account_id, old.credit_account_id))
     if not two_phase or req.amount is not None:
         checks.append(("amount", req.amount, old.amount))
-    elif req.flags & TransferFlags.POST_PENDING and hold_amount is not None:
+    elif req.flags & POST and hold_amount is not None:
         checks.append(("amount", hold_amount, old.amount))
     if not two_phase or req.ledger is not None:
         checks.append(("ledger", req.ledger, old.ledger))
@@ -171,17 +179,20 @@ def differing_field(
 
 
 def _validate_shape(req: TransferRequest) -> None:
-    if not isinstance(req.id, str) or not req.id or len(req.id) > MAX_ID_LEN:
-        raise e.TransferIdInvalidError(f"a transfer id is 1 to {MAX_ID_LEN} characters")
-    flags = req.flags
-    phase = flags & (TransferFlags.PENDING | TWO_PHASE)
+    if not isinstance(req.id, str) or not req.id or len(req.id) > MAX_ID_LEN or "\x00" in req.id:
+        raise e.TransferIdInvalidError(
+            f"a transfer id is 1 to {MAX_ID_LEN} characters, without NUL bytes")
+    if (req.ref is not None and "\x00" in req.ref) or (req.pending_id and "\x00" in req.pending_id):
+        raise e.TransferIdInvalidError("ref and pending_id cannot contain NUL bytes")
+    flags = int(req.flags)
+    phase = flags & (PENDING | TWO_PHASE)
     if phase not in _ONE_PHASE:
         raise e.FlagsInvalidError("pending, post_pending and void_pending exclude each other")
     if flags & ~0xF:
         raise e.FlagsInvalidError(f"unknown transfer flags {flags:#x}")
     if not isinstance(req.timeout, int) or req.timeout < 0:
         raise e.TimeoutInvalidError("timeout is a whole number of seconds, 0 or more")
-    if req.timeout and not flags & TransferFlags.PENDING:
+    if req.timeout and not flags & PENDING:
         raise e.TimeoutInvalidError("only a pending transfer (a hold) can have a timeout")
     if flags & TWO_PHASE:
         if not req.pending_id:
@@ -247,10 +258,10 @@ def decide(
     while i < n:
         # The chain is requests[i..j]: every member but the last carries LINKED.
         j = i
-        while j < n - 1 and requests[j].flags & TransferFlags.LINKED:
+        while j < n - 1 and requests[j].flags & LINKED:
             j += 1
         chain = range(i, j + 1)
-        if requests[j].flags & TransferFlags.LINKED:
+        if requests[j].flags & LINKED:
             for k in chain:
                 results[k] = _failed(requests[k], e.LinkedChainOpenError(
                     "the last transfer of a batch must not be flagged linked"))
@@ -344,17 +355,17 @@ def _move(
         if a.ledger != req.ledger:
             raise e.LedgerMismatchError(
                 f"account {a.id} keeps {a.ledger}, the transfer is in {req.ledger}")
-        if a.flags & AccountFlags.CLOSED:
+        if a.flags & CLOSED:
             raise e.AccountClosedError(f"account {a.id} is closed", account_id=a.id)
     amount = req.amount
     assert amount is not None
-    if dr.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS:
+    if dr.flags & DR_LIMIT:
         available = dr.credits_posted - dr.debits_posted - dr.debits_pending
         if amount > available:
             raise e.AccountOverdraftError(
                 f"account {dr.id} has {available} fen available; {amount} asked",
                 account_id=dr.id, available_fen=available)
-    if cr.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+    if cr.flags & CR_LIMIT:
         room = cr.debits_posted - cr.credits_posted - cr.credits_pending
         if amount > room:
             raise e.AccountCreditLimitError(
@@ -363,7 +374,7 @@ def _move(
     if undo is not None:
         undo.account(dr)
         undo.account(cr)
-    pending = bool(req.flags & TransferFlags.PENDING)
+    pending = bool(req.flags & PENDING)
     if pending:
         dr.debits_pending += amount
         cr.credits_pending += amount
@@ -376,7 +387,7 @@ def _move(
     else:
         dr.debits_posted += amount
         cr.credits_posted += amount
-    return Transfer(req.id, dr.id, cr.id, amount, dr.ledger, req.code, req.flags, None,
+    return Transfer(req.id, dr.id, cr.id, amount, dr.ledger, req.code, int(req.flags), None,
                     req.timeout, req.ref, now_us)
 
 
@@ -403,7 +414,7 @@ def _settle_hold(
     if h.status != "pending":
         raise _DONE_ERRORS[h.status](f"hold {h.transfer_id!r} is already {h.status}")
     due = h.expires_at is not None and now_us >= h.expires_at
-    if expiring and not (due and req.flags & TransferFlags.VOID_PENDING):
+    if expiring and not (due and req.flags & VOID):
         raise e.PendingTransferMismatchError(f"hold {h.transfer_id!r} is not due to expire")
     if due and not expiring:
         raise e.PendingExpiredError(f"hold {h.transfer_id!r} expired; it will be released")
@@ -412,7 +423,7 @@ def _settle_hold(
                               ("ledger", req.ledger, h.ledger)):
         if given and given != held:
             raise e.PendingTransferMismatchError(f"{name} differs from the hold's", field=name)
-    post = bool(req.flags & TransferFlags.POST_PENDING)
+    post = bool(req.flags & POST)
     amount = h.amount if req.amount is None else req.amount
     if post and amount > h.amount:
         raise e.PostExceedsPendingError(f"the hold is {h.amount} fen; cannot post {amount}")
@@ -432,7 +443,7 @@ def _settle_hold(
     h.status = "posted" if post else ("expired" if expiring else "voided")
     h.resolved_by = req.id
     changed_holds[h.transfer_id] = h
-    return Transfer(req.id, dr.id, cr.id, amount, h.ledger, req.code, req.flags,
+    return Transfer(req.id, dr.id, cr.id, amount, h.ledger, req.code, int(req.flags),
                     h.transfer_id, 0, req.ref, now_us)
 
 
@@ -462,8 +473,12 @@ def _rollback(
 
 def hash_transfer(prev_hash: str, t: Transfer) -> str:
     """SHA-256 over the predecessor's hash and this transfer's content, in a fixed order."""
+    return _hash(prev_hash, t.seq, t)
+
+
+def _hash(prev_hash: str, seq: int, t: Transfer) -> str:
     content = "|".join((
-        prev_hash, str(t.seq), t.id, str(t.debit_account_id), str(t.credit_account_id),
+        prev_hash, str(seq), t.id, str(t.debit_account_id), str(t.credit_account_id),
         str(t.amount), t.ledger, str(t.code), str(t.flags), t.pending_id or "",
         str(t.timeout), t.ref or "", str(t.timestamp),
     ))
@@ -477,9 +492,9 @@ def chain(transfers: Iterable[Transfer], head_seq: int, head_hash: str) -> list[
     seq = head_seq
     for t in transfers:
         seq += 1
-        t = replace(t, seq=seq, prev_hash=prev)
-        h = hash_transfer(prev, t)
-        t = replace(t, hash=h)
-        out.append(t)
+        h = _hash(prev, seq, t)
+        out.append(Transfer(t.id, t.debit_account_id, t.credit_account_id, t.amount, t.ledger,
+                            t.code, t.flags, t.pending_id, t.timeout, t.ref, t.timestamp,
+                            seq, prev, h))
         prev = h
     return out

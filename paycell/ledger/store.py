@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from paycell.clock import Clock, SystemClock
 from paycell.ledger import errors as e
 from paycell.ledger import model as m
+from paycell.ledger import pgbulk
 from paycell.ledger.tables import accounts, chain_head, holds, transfers
 
 CHUNK = 500
@@ -241,46 +242,95 @@ class Ledger:
         self, conn: Connection, requests: Sequence[m.TransferRequest], expiring: bool,
     ) -> list[m.TransferResult]:
         now = self.clock.now_us()
-        ids = list({r.id for r in requests if isinstance(r.id, str)})
-        existing: dict[str, m.Transfer] = {}
-        for part in _chunks(ids):
-            for r in conn.execute(select(transfers).where(transfers.c.id.in_(part))):
-                existing[r.id] = _row_to_transfer(r)
-        hold_ids = sorted({r.pending_id for r in requests if r.pending_id})
-        hold_states: dict[str, m.HoldState] = {}
-        for part in _chunks(hold_ids):
-            stmt = select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id)
-            for row in conn.execute(self._lock(stmt)):
-                hold_states[row.transfer_id] = m.HoldState(
-                    row.transfer_id, row.debit_account_id, row.credit_account_id, row.amount,
-                    row.ledger, row.status, row.expires_at, row.resolved_by)
+        ids = list({r.id for r in requests if m.usable_key(r.id)})
+        existing = {r.id: _row_to_transfer(r) for r in self._existing(conn, ids)}
+        hold_ids = sorted({r.pending_id for r in requests
+                           if r.pending_id is not None and m.usable_key(r.pending_id)})
+        hold_states = {
+            h.transfer_id: m.HoldState(h.transfer_id, h.debit_account_id, h.credit_account_id,
+                                       h.amount, h.ledger, h.status, h.expires_at,
+                                       h.resolved_by)
+            for h in self._lock_holds(conn, hold_ids)}
         account_ids: set[int] = set()
         for req in requests:
             if req.id in existing:
                 continue
             account_ids.update(x for x in (req.debit_account_id, req.credit_account_id)
-                               if isinstance(x, int) and x > 0)
+                               if isinstance(x, int) and 0 < x < 2**63)
         for hs in hold_states.values():
             account_ids.update((hs.debit_account_id, hs.credit_account_id))
-        states: dict[int, m.AccountState] = {}
-        for part in _chunks(sorted(account_ids)):
-            stmt = select(accounts.c.id, accounts.c.ledger, accounts.c.flags,
-                          accounts.c.debits_pending, accounts.c.debits_posted,
-                          accounts.c.credits_pending, accounts.c.credits_posted
-                          ).where(accounts.c.id.in_(part)).order_by(accounts.c.id)
-            for a in conn.execute(self._lock(stmt)):
-                states[a.id] = m.AccountState(a.id, a.ledger, a.flags, a.debits_pending,
-                                              a.debits_posted, a.credits_pending,
-                                              a.credits_posted)
+        states = {
+            a.id: m.AccountState(a.id, a.ledger, a.flags, a.debits_pending, a.debits_posted,
+                                 a.credits_pending, a.credits_posted)
+            for a in self._lock_accounts(conn, sorted(account_ids))}
         before = {aid: s.counters() for aid, s in states.items()}
         decision = m.decide(requests, states, hold_states, existing, now, expiring=expiring)
         if decision.created:
             self._write(conn, decision, states, before)
         return decision.results
 
+    # Loads and locks: PostgreSQL's fast path in pgbulk, the portable path here.
+    def _existing(self, conn: Connection, ids: list[str]) -> list[Any]:
+        if self._pg:
+            return pgbulk.existing_transfers(conn, ids) if ids else []
+        return [r for part in _chunks(ids)
+                for r in conn.execute(select(transfers).where(transfers.c.id.in_(part)))]
+
+    def _lock_holds(self, conn: Connection, ids: list[str]) -> list[Any]:
+        if not ids:
+            return []
+        if self._pg:
+            return pgbulk.lock_holds(conn, ids)
+        return [r for part in _chunks(ids) for r in conn.execute(
+            select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id))]
+
+    def _lock_accounts(self, conn: Connection, ids: list[int]) -> list[Any]:
+        if not ids:
+            return []
+        if self._pg:
+            return pgbulk.lock_accounts(conn, ids)
+        cols = (accounts.c.id, accounts.c.ledger, accounts.c.flags, accounts.c.debits_pending,
+                accounts.c.debits_posted, accounts.c.credits_pending, accounts.c.credits_posted)
+        return [r for part in _chunks(ids) for r in conn.execute(
+            select(*cols).where(accounts.c.id.in_(part)).order_by(accounts.c.id))]
+
     def _write(
         self, conn: Connection, d: m.Decision, states: dict[int, m.AccountState],
         before: dict[int, tuple[int, int, int, int]],
+    ) -> None:
+        changed = [s for aid, s in states.items() if s.counters() != before[aid]]
+        if self._pg:
+            if d.holds_new:
+                pgbulk.insert_holds(conn, d.holds_new)
+            if d.holds_changed:
+                pgbulk.update_holds(conn, d.holds_changed)
+            if changed:
+                pgbulk.update_accounts(conn, changed)
+        else:
+            self._write_portable(conn, d, changed)
+        # The chain head is the last lock taken and the journal's single point of order.
+        head = conn.execute(self._lock(select(chain_head.c.seq, chain_head.c.hash)
+                                       .where(chain_head.c.id == 1))).one()
+        linked = m.chain(d.created, head.seq, head.hash)
+        if self._pg:
+            pgbulk.insert_transfers(conn, linked)
+        else:
+            conn.execute(transfers.insert(), [
+                {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
+                 "credit_account_id": t.credit_account_id, "amount": t.amount,
+                 "ledger": t.ledger, "code": t.code, "flags": t.flags,
+                 "pending_id": t.pending_id, "timeout": t.timeout, "ref": t.ref,
+                 "timestamp": t.timestamp, "prev_hash": t.prev_hash, "hash": t.hash}
+                for t in linked])
+        conn.execute(update(chain_head).where(chain_head.c.id == 1)
+                     .values(seq=linked[-1].seq, hash=linked[-1].hash))
+        by_id = {t.id: t for t in linked}
+        for i, r in enumerate(d.results):
+            if r.status == "created" and r.transfer is not None:
+                d.results[i] = m.TransferResult(r.id, "created", by_id[r.id], None)
+
+    def _write_portable(
+        self, conn: Connection, d: m.Decision, changed: list[m.AccountState],
     ) -> None:
         if d.holds_new:
             conn.execute(holds.insert(), [
@@ -294,7 +344,6 @@ class Ledger:
                 .values(status=bindparam("st"), resolved_by=bindparam("rb")),
                 [{"tid": h.transfer_id, "st": h.status, "rb": h.resolved_by}
                  for h in d.holds_changed])
-        changed = [s for aid, s in states.items() if s.counters() != before[aid]]
         if changed:
             conn.execute(
                 update(accounts).where(accounts.c.id == bindparam("aid")).values(
@@ -302,22 +351,6 @@ class Ledger:
                     credits_pending=bindparam("cp"), credits_posted=bindparam("cpo")),
                 [{"aid": s.id, "dp": s.debits_pending, "dpo": s.debits_posted,
                   "cp": s.credits_pending, "cpo": s.credits_posted} for s in changed])
-        # The chain head is the last lock taken and the journal's single point of order.
-        head = conn.execute(self._lock(select(chain_head.c.seq, chain_head.c.hash)
-                                       .where(chain_head.c.id == 1))).one()
-        linked = m.chain(d.created, head.seq, head.hash)
-        conn.execute(transfers.insert(), [
-            {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
-             "credit_account_id": t.credit_account_id, "amount": t.amount,
-             "ledger": t.ledger, "code": t.code, "flags": t.flags, "pending_id": t.pending_id,
-             "timeout": t.timeout, "ref": t.ref, "timestamp": t.timestamp,
-             "prev_hash": t.prev_hash, "hash": t.hash} for t in linked])
-        conn.execute(update(chain_head).where(chain_head.c.id == 1)
-                     .values(seq=linked[-1].seq, hash=linked[-1].hash))
-        by_id = {t.id: t for t in linked}
-        for i, r in enumerate(d.results):
-            if r.status == "created" and r.transfer is not None:
-                d.results[i] = m.TransferResult(r.id, "created", by_id[r.id], None)
 
     # -- reads --------------------------------------------------------------------------
     def transfer(self, transfer_id: str) -> m.Transfer | None:

@@ -141,3 +141,22 @@ def test_post_of_the_whole_hold_does_not_match_an_earlier_partial_post(world: Wo
     assert again.error is not None and again.error.code == "transfer_id_conflict"
     assert again.error.detail == {"field": "amount"}
     assert world.ledger.post([post_hold("p", "h", 1_00)])[0].status == "exists"
+
+
+@pytest.mark.parametrize("tid", ['q"uote', "back\\slash", "com,ma", "{brace}", "NULL", "null",
+                                 "空格 和 unicode ✓", "'single'", "semi;colon--", " lead"])
+def test_awkward_ids_and_refs_round_trip(world: World, tid: str) -> None:
+    """Ids are the caller's own strings: PostgreSQL's array fast path must quote them."""
+    t = world.ledger.post_one(tx(tid, world.src, world.a, 1, ref=tid))
+    assert (t.id, t.ref) == (tid, tid)
+    world.ledger.post_one(tx(tid + ":h", world.src, world.a, 1, PENDING))
+    world.ledger.post_one(post_hold(tid + ":p", tid + ":h"))
+    stored = world.ledger.transfer(tid)
+    assert stored is not None and (stored.id, stored.ref) == (tid, tid)
+    assert world.ledger.post([tx(tid, world.src, world.a, 1, ref=tid)])[0].status == "exists"
+
+
+def test_nul_bytes_are_refused(world: World) -> None:
+    for req in (tx("a\x00b", world.src, world.a, 1), tx("ok", world.src, world.a, 1, ref="\x00")):
+        r = world.ledger.post([req])[0]
+        assert r.error is not None and r.error.code == "transfer_id_invalid"
