@@ -85,8 +85,12 @@ def serve(
     workers: int = typer.Option(1, help="uvicorn worker processes"),
 ) -> None:
     """Serve the API and web pages (and, unless PAYCELL_RUN_WORKERS=0, the background jobs)."""
+    import logging
+
     import uvicorn
 
+    # uvicorn configures only its own loggers; without this the workers' lines are lost.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     s = get_settings()
     uvicorn.run("paycell.api.app:create_app", factory=True, host=host or s.host,
                 port=port or s.port, workers=workers, log_level="info")

@@ -323,7 +323,6 @@ def load(
     """Load the demo world (idempotent: loading twice changes nothing)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from paycell.api.health import journal_seq
     from paycell.config import get_settings
     from paycell.db import make_engine
     from paycell.errors import PaycellError
@@ -332,8 +331,7 @@ def load(
     engine = make_engine(url)
     try:
         try:
-            with engine.connect() as conn:
-                seq = journal_seq(conn)
+            seq, _ = Ledger(engine).head()
         except (SQLAlchemyError, PaycellError) as exc:
             console.print(f"[red]cannot read the ledger ({exc.__class__.__name__}); "
                           "run `paycell db upgrade` first[/]")

@@ -44,16 +44,22 @@ class Account:
     timestamp: int
 
     @property
+    def debit_normal(self) -> bool:
+        """Assets (codes 300-399) and expenses (500-599) grow with debits; see chart.py."""
+        return bool(self.flags & m.CR_LIMIT) or 300 <= self.code < 400 or 500 <= self.code < 600
+
+    @property
     def balance(self) -> int:
-        """Posted balance on the account's normal side (credits minus debits for liabilities)."""
-        if self.flags & m.AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+        """Posted balance on the account's normal side: what a wallet holds, what the bank
+        owes us on a clearing account."""
+        if self.debit_normal:
             return self.debits_posted - self.credits_posted
         return self.credits_posted - self.debits_posted
 
     @property
     def available(self) -> int:
         """What can still be spent: the posted balance less outgoing holds."""
-        if self.flags & m.AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS:
+        if self.debit_normal:
             return self.debits_posted - self.credits_posted - self.credits_pending
         return self.credits_posted - self.debits_posted - self.debits_pending
 
@@ -353,6 +359,12 @@ class Ledger:
                   "cp": s.credits_pending, "cpo": s.credits_posted} for s in changed])
 
     # -- reads --------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """The journal's position: the last sequence number and its hash."""
+        row = self._read(lambda c: c.execute(
+            select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == 1)).one())
+        return int(row.seq), str(row.hash)
+
     def transfer(self, transfer_id: str) -> m.Transfer | None:
         row = self._read(lambda c: c.execute(
             select(transfers).where(transfers.c.id == transfer_id)).first())

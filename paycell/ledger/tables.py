@@ -5,7 +5,7 @@ integer timestamps: exact, comparable across both databases, and hashable withou
 formatting ambiguity.
 """
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 BIGID = BigInteger().with_variant(Integer, "sqlite")
@@ -31,8 +31,8 @@ transfers = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("id", String(200), nullable=False, unique=True),
-    Column("debit_account_id", BigInteger, nullable=False, index=True),
-    Column("credit_account_id", BigInteger, nullable=False, index=True),
+    Column("debit_account_id", BigInteger, nullable=False),
+    Column("credit_account_id", BigInteger, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("ledger", String(3), nullable=False),
     Column("code", Integer, nullable=False),
@@ -44,6 +44,11 @@ transfers = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Statements read an account's transfers in journal order (see the migration).
+Index("ix_ledger_transfers_debit", transfers.c.debit_account_id, transfers.c.seq)
+Index("ix_ledger_transfers_credit", transfers.c.credit_account_id, transfers.c.seq)
+Index("ix_ledger_transfers_pending_id", transfers.c.pending_id)
 
 holds = Table(
     "ledger_holds",
