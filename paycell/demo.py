@@ -14,7 +14,6 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from enum import IntEnum
 
 import typer
 from rich.console import Console
@@ -22,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from paycell.clock import ManualClock, to_us
-from paycell.ledger.chart import Code, open_account, system_account
+from paycell.ledger.chart import Code, TransferCode, open_account, system_account
 from paycell.ledger.model import TransferFlags as F
 from paycell.ledger.model import TransferRequest as Req
 from paycell.ledger.store import Ledger
@@ -40,18 +39,7 @@ BANKS = ("icbc", "ccb")
 SEED = 20_260_101
 
 
-class Kind(IntEnum):
-    """Transfer codes used by the demo (the chart has account codes only, so far)."""
-
-    TOPUP_BANK = 1001
-    TOPUP_CARRIER = 1002
-    PURCHASE = 2001
-    COMMISSION = 2002
-    P2P = 3001
-    ESCROW_HOLD = 4001
-    ESCROW_CONFIRM = 4002
-    ESCROW_REFUND = 4003
-    BANK_CONFIRM = 5001
+Kind = TransferCode
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from paycell.api import health
 from paycell.api.errors import install_error_handlers
 from paycell.clock import Clock
 from paycell.config import Settings, get_settings
+from paycell.context import build_context
 from paycell.db import make_engine
 from paycell.ledger import api as ledger_api
 from paycell.ledger.batcher import Batcher
-from paycell.ledger.store import Ledger
 from paycell.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine if engine is not None else make_engine(settings.database_url)
-        ledger = Ledger(eng, clock)
+        ctx = build_context(eng, settings=settings, clock=clock)
+        ledger = ctx.ledger
+        app.state.ctx = ctx
         batcher = Batcher(ledger, settings.batch_max)
         worker = Worker(ledger, settings) if settings.run_workers else None
         app.state.engine, app.state.ledger = eng, ledger

@@ -6,6 +6,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from paycell.config import Settings
+from paycell.context import Context
 from paycell.ledger.batcher import Batcher
 from paycell.ledger.store import Ledger
 
@@ -29,3 +30,8 @@ def get_batcher(request: Request) -> Batcher:
     """The group-commit batcher: routes that move money ``await batcher.post_async(...)``."""
     batcher: Batcher = request.app.state.batcher
     return batcher
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx

@@ -28,6 +28,7 @@ class Code(IntEnum):
     MERCHANT_PAYABLE = 200  # owed to a merchant until settlement
     PARTNER_PAYABLE = 210  # owed to a channel partner
     MERCHANT_DEPOSIT = 220  # terminal deposits held for merchants
+    UNCLAIMED = 240  # balances of closed wallets held for collection
     AGENT_FLOAT = 230  # an agent outlet's prepaid e-float, spent on cash-in
     # assets
     CUSTODY_RESERVE = 300  # the reserve bank account backing wallet balances
@@ -42,6 +43,29 @@ class Code(IntEnum):
     SUSPENSE = 900  # unmatched reconciliation items
 
 
+class TransferCode(IntEnum):
+    """What a transfer is for: the ``code`` every transfer carries. One list for the platform."""
+
+    EXPIRY = 0  # the ledger's own voids of expired holds
+    TOPUP_BANK = 1001
+    TOPUP_CARRIER = 1002
+    TOPUP_VOUCHER = 1003
+    CASH_IN = 1004
+    AGENT_FLOAT = 1005  # an agent buys e-float
+    WITHDRAWAL = 1101
+    WITHDRAWAL_FEE = 1102
+    CLOSE_PAYOUT = 1103  # a closed wallet's balance paid out or held for collection
+    PURCHASE = 2001
+    COMMISSION = 2002
+    REFUND = 2003
+    P2P = 3001
+    P2P_CLAIMABLE = 3002  # held for an unregistered recipient
+    ESCROW_HOLD = 4001
+    ESCROW_CONFIRM = 4002
+    ESCROW_REFUND = 4003
+    BANK_CONFIRM = 5001  # the bank settled clearing into the custody reserve
+
+
 FLAGS: dict[Code, AccountFlags] = {
     Code.WALLET: LIABILITY,
     Code.CARD_ECASH: LIABILITY,
@@ -49,6 +73,7 @@ FLAGS: dict[Code, AccountFlags] = {
     Code.PARTNER_PAYABLE: LIABILITY,
     Code.MERCHANT_DEPOSIT: LIABILITY,
     Code.AGENT_FLOAT: LIABILITY,
+    Code.UNCLAIMED: LIABILITY,
     Code.CUSTODY_RESERVE: FLOOR_ASSET,
 }
 

@@ -214,15 +214,19 @@ class Ledger:
     # -- transfers ----------------------------------------------------------------------
     def post(
         self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None = None,
+        before: Callable[[Connection], None] | None = None,
     ) -> list[m.TransferResult]:
         """Apply a batch of transfers in one database transaction; a result per request.
 
         Idempotent per transfer id. Each request succeeds or fails on its own except linked
-        chains, which are all-or-nothing. ``hook(conn, results)``, if given, runs inside the
-        same transaction after the ledger's writes, so a caller can record its own state
-        change atomically with the money movement (it is re-run if the transaction retries).
+        chains, which are all-or-nothing. ``before(conn)``, if given, runs first in the same
+        transaction: it may lock the caller's rows and check its own rules (limits, states),
+        and an exception it raises aborts the whole call with nothing written.
+        ``hook(conn, results)`` runs after the ledger's writes, so a caller can record its own
+        state change atomically with the money movement. Both are re-run if the transaction
+        is retried, so they must not call the outside world.
         """
-        return self._post(requests, hook=hook, expiring=False)
+        return self._post(requests, hook=hook, before=before, expiring=False)
 
     def post_one(self, request: m.TransferRequest) -> m.Transfer:
         """Post one transfer; return it (created or already existing) or raise its error."""
@@ -230,12 +234,14 @@ class Ledger:
 
     def _post(
         self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None,
-        expiring: bool,
+        expiring: bool, before: Callable[[Connection], None] | None = None,
     ) -> list[m.TransferResult]:
         if not requests:
             return []
 
         def work(conn: Connection) -> list[m.TransferResult]:
+            if before is not None:
+                before(conn)
             results = self._apply(conn, requests, expiring)
             if hook is not None:
                 hook(conn, results)

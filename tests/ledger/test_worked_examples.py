@@ -148,3 +148,32 @@ def test_agent_float_and_reserve_cannot_be_exceeded(ledger: Ledger) -> None:
     r = ledger.post([tx("payout-1", clearing.id, reserve.id, 500_01)])[0]
     assert r.error is not None and r.error.code == "credits_exceed_debits"
     assert balances(ledger, reserve.id, agent.id, frank.id) == [500_00, 100_00, 400_00]
+
+
+def test_before_and_hook_run_in_the_ledger_transaction(ledger: Ledger, engine: Engine) -> None:
+    """A caller's own rule can veto the movement (nothing written), and its own record is
+    written atomically with it."""
+    from helpers import snapshot
+    from sqlalchemy import text
+
+    from paycell.errors import ConflictError
+
+    funding = system_account(ledger, Code.BANK_CLEARING, "icbc")
+    gina = open_account(ledger, "wallet:gina", Code.WALLET)
+    seen: list[str] = []
+
+    def veto(conn: object) -> None:
+        raise ConflictError("daily limit reached")
+
+    before = snapshot(engine)
+    with pytest.raises(ConflictError):
+        ledger.post([tx("veto-1", funding.id, gina.id, 1_00)], before=veto)
+    assert snapshot(engine) == before
+
+    def record(conn: object, results: list) -> None:
+        seen.extend(r.status for r in results)
+        assert conn.execute(text("SELECT COUNT(*) FROM ledger_transfers WHERE id = 'ok-1'")
+                            ).scalar_one() == 1  # type: ignore[attr-defined]
+
+    ledger.post([tx("ok-1", funding.id, gina.id, 1_00)], hook=record)
+    assert seen == ["created"]

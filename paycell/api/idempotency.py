@@ -1,0 +1,158 @@
+"""``Idempotency-Key`` for every state-changing POST (Stripe's semantics).
+
+The first request with a key claims it (a row with a unique (caller, key) index), runs, and
+stores its response; a retry with the same key and the same request gets the stored
+response again (header ``Idempotent-Replayed: true``) and changes nothing. The same key with
+a different request is refused (422 ``idempotency_key_reused``); a retry while the first is
+still running gets 409 ``idempotency_key_in_progress``. Business refusals (4xx) are stored
+like successes: retrying them gives the same answer. A claim left ``started`` by a crash is
+taken over after ``STALE_AFTER_S``; that is safe because every use case below is itself
+idempotent on ids derived from the key (see each service's docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from paycell.api.errors import problem, status_for
+from paycell.clock import Clock
+from paycell.errors import ConflictError, InvalidRequestError, PaycellError
+
+STALE_AFTER_S = 60
+MAX_KEY_LEN = 255
+
+metadata = MetaData()
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("caller", String(100), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("status_code", Integer),
+    Column("response", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+
+class IdempotencyKeyMissingError(InvalidRequestError):
+    code = "idempotency_key_required"
+
+
+class IdempotencyKeyReusedError(InvalidRequestError):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInProgressError(ConflictError):
+    code = "idempotency_key_in_progress"
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    if not key:
+        raise IdempotencyKeyMissingError(
+            "send an Idempotency-Key header (e.g. a UUID) so that a retry cannot act twice")
+    if len(key) > MAX_KEY_LEN or not key.isprintable():
+        raise InvalidRequestError(f"an Idempotency-Key is 1 to {MAX_KEY_LEN} printable "
+                                  "characters")
+    return key
+
+
+async def idempotent(
+    request: Request, engine: Engine, clock: Clock, caller: str, key: str | None,
+    body: Any, run: Callable[[], BaseModel], *, status_code: int = 200,
+) -> Response:
+    """Run ``run`` (a blocking use case) at most once per (caller, key); replay its answer."""
+    key = check_key(key)
+    digest = request_hash(request.method, request.url.path, body)
+    replay = await run_in_threadpool(_claim, engine, clock, caller, key, digest)
+    if replay is not None:
+        status, payload = replay
+        media = "application/problem+json" if status >= 400 else "application/json"
+        return Response(payload, status_code=status, media_type=media,
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        result = await run_in_threadpool(run)
+    except PaycellError as exc:
+        resp = problem(request, status_for(exc), exc.code, exc.message, extra=exc.detail)
+        await run_in_threadpool(_finish, engine, clock, caller, key, resp.status_code,
+                                bytes(resp.body).decode())
+        return resp
+    except BaseException:
+        await run_in_threadpool(_release, engine, caller, key)
+        raise
+    payload = json.dumps(jsonable_encoder(result))
+    await run_in_threadpool(_finish, engine, clock, caller, key, status_code, payload)
+    return Response(payload, status_code=status_code, media_type="application/json")
+
+
+def _claim(engine: Engine, clock: Clock, caller: str, key: str,
+           digest: str) -> tuple[int, str] | None:
+    now = clock.now_us()
+    t = idempotency_keys
+    try:
+        with engine.begin() as conn:
+            conn.execute(t.insert().values(caller=caller, key=key, request_hash=digest,
+                                           state="started", created_at=now, updated_at=now))
+        return None
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:
+        row = conn.execute(select(t).where(t.c.caller == caller, t.c.key == key)).one()
+        if row.request_hash != digest:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was used for a different request; use a new key")
+        if row.state == "done":
+            return int(row.status_code), str(row.response)
+        if now - row.updated_at < STALE_AFTER_S * 1_000_000:
+            raise IdempotencyKeyInProgressError(
+                "a request with this Idempotency-Key is still running; retry in a moment")
+        # Abandoned by a crash: take it over (the use case itself is idempotent).
+        taken = conn.execute(update(t).where(t.c.caller == caller, t.c.key == key,
+                                             t.c.updated_at == row.updated_at)
+                             .values(updated_at=now)).rowcount
+        if taken != 1:
+            raise IdempotencyKeyInProgressError("another retry took this key over just now")
+    return None
+
+
+def _finish(engine: Engine, clock: Clock, caller: str, key: str, status: int,
+            payload: str) -> None:
+    t = idempotency_keys
+    with engine.begin() as conn:
+        conn.execute(update(t).where(t.c.caller == caller, t.c.key == key).values(
+            state="done", status_code=status, response=payload, updated_at=clock.now_us()))
+
+
+def _release(engine: Engine, caller: str, key: str) -> None:
+    """An unexpected failure: forget the claim so that a retry runs again."""
+    t = idempotency_keys
+    with engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.caller == caller, t.c.key == key,
+                                      t.c.state == "started"))
