@@ -74,6 +74,10 @@ def audit(database_url: str | None = UrlOpt) -> None:
         for p in c.problems[1:]:
             console.print(f"  [red]{c.name}[/]: {p}")
     if not report.ok:
+        # One plain line per failure, unwrapped, for logs and grep.
+        for c in report.checks:
+            if not c.ok:
+                print(f"FAILED: {c.name}: {c.detail}")
         console.print("[red bold]audit failed[/]")
         raise typer.Exit(1)
     console.print("[green bold]audit clean[/]")

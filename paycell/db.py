@@ -2,7 +2,8 @@
 
 Both are configured for durable commits: SQLite in WAL mode with ``synchronous=FULL``,
 PostgreSQL with its defaults (``synchronous_commit=on``). On SQLite every transaction starts
-with ``BEGIN IMMEDIATE`` so that writers queue for the lock instead of failing half-way.
+with ``BEGIN IMMEDIATE`` so that writers queue for the lock instead of failing half-way;
+connections from :func:`reading` start a deferred one and never wait for writers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -62,7 +63,18 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock up front; reads marked by reading() do not, so in WAL mode
+        # they never wait behind a writer.
+        if conn.get_execution_options().get("paycell_read"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite it starts a deferred transaction, so it does
+    not queue for the write lock. Use it as a context manager; never write through it."""
+    return engine.connect().execution_options(paycell_read=True)
 
 
 def engine_from_settings() -> Engine:

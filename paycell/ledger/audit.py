@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
 
+from paycell.db import reading
 from paycell.ledger.model import GENESIS_HASH, Transfer, hash_transfer
 
 
@@ -135,7 +136,7 @@ WHERE p.id IS NULL
 
 def audit(engine: Engine, progress: Progress | None = None) -> AuditReport:
     """Run every check; never writes. ``progress(done, total)`` follows the hash chain."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         n_transfers = conn.execute(text("SELECT COUNT(*) FROM ledger_transfers")).scalar_one()
         n_accounts = conn.execute(text("SELECT COUNT(*) FROM ledger_accounts")).scalar_one()
         checks = [

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from paycell.clock import Clock, SystemClock
+from paycell.db import reading
 from paycell.ledger import errors as e
 from paycell.ledger import model as m
 from paycell.ledger import pgbulk
@@ -208,7 +209,7 @@ class Ledger:
     def _read(self, fn: Callable[[Connection], Any], conn: Connection | None = None) -> Any:
         if conn is not None:
             return fn(conn)
-        with self.engine.connect() as c:
+        with reading(self.engine) as c:
             return fn(c)
 
     # -- transfers ----------------------------------------------------------------------
@@ -336,10 +337,12 @@ class Ledger:
                 for t in linked])
         conn.execute(update(chain_head).where(chain_head.c.id == 1)
                      .values(seq=linked[-1].seq, hash=linked[-1].hash))
+        # Every answer naming a transfer of this batch gets the chained row, including the
+        # `exists` answer to a second copy of an id within the same batch.
         by_id = {t.id: t for t in linked}
         for i, r in enumerate(d.results):
-            if r.status == "created" and r.transfer is not None:
-                d.results[i] = m.TransferResult(r.id, "created", by_id[r.id], None)
+            if r.transfer is not None and r.transfer.id in by_id:
+                d.results[i] = m.TransferResult(r.id, r.status, by_id[r.transfer.id], None)
 
     def _write_portable(
         self, conn: Connection, d: m.Decision, changed: list[m.AccountState],
