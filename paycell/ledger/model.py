@@ -40,7 +40,10 @@ _ONE_PHASE = (0, PENDING, POST, VOID)
 MAX_ID_LEN = 200
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays object.__setattr__ per field on construction, 8x
+# the cost, several times per transfer on the hot path. Treat these records as immutable;
+# the journal's immutability is enforced by the database (trigger, hash chain).
+@dataclass(slots=True)
 class TransferRequest:
     """What a caller asks the ledger to do. ``id`` is the caller's idempotency key.
 
@@ -60,7 +63,7 @@ class TransferRequest:
     ref: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transfer:
     """A transfer as written to the journal. Immutable."""
 
@@ -106,7 +109,7 @@ class HoldState:
     resolved_by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferResult:
     id: str
     status: str  # created | exists | failed
@@ -387,7 +390,7 @@ def _move(
     else:
         dr.debits_posted += amount
         cr.credits_posted += amount
-    return Transfer(req.id, dr.id, cr.id, amount, dr.ledger, req.code, int(req.flags), None,
+    return Transfer(req.id, dr.id, cr.id, amount, dr.ledger, int(req.code), int(req.flags), None,
                     req.timeout, req.ref, now_us)
 
 
@@ -443,7 +446,7 @@ def _settle_hold(
     h.status = "posted" if post else ("expired" if expiring else "voided")
     h.resolved_by = req.id
     changed_holds[h.transfer_id] = h
-    return Transfer(req.id, dr.id, cr.id, amount, h.ledger, req.code, int(req.flags),
+    return Transfer(req.id, dr.id, cr.id, amount, h.ledger, int(req.code), int(req.flags),
                     h.transfer_id, 0, req.ref, now_us)
 
 

@@ -22,7 +22,10 @@ _TRANSFER_COLS = ("seq, id, debit_account_id, credit_account_id, amount, ledger,
 def ints(xs: Iterable[int | None]) -> str:
     """A PostgreSQL array literal of integers, built with one join (psycopg's list dumper
     walks the list in Python, element by element, which cost a fifth of a batch)."""
-    return "{" + ",".join("NULL" if x is None else str(int(x)) for x in xs) + "}"
+    values = list(xs)
+    if None not in values:
+        return "{" + ",".join(map(str, map(int, values))) + "}"
+    return "{" + ",".join("NULL" if x is None else str(int(x)) for x in values) + "}"
 
 
 def texts(xs: Iterable[str | None]) -> str:

@@ -272,10 +272,9 @@ class Ledger:
                                if isinstance(x, int) and 0 < x < 2**63)
         for hs in hold_states.values():
             account_ids.update((hs.debit_account_id, hs.credit_account_id))
-        states = {
-            a.id: m.AccountState(a.id, a.ledger, a.flags, a.debits_pending, a.debits_posted,
-                                 a.credits_pending, a.credits_posted)
-            for a in self._lock_accounts(conn, sorted(account_ids))}
+        # Rows come as (id, ledger, flags, dp, dpo, cp, cpo): AccountState's field order.
+        states = {row[0]: m.AccountState(*row)
+                  for row in self._lock_accounts(conn, sorted(account_ids))}
         before = {aid: s.counters() for aid, s in states.items()}
         decision = m.decide(requests, states, hold_states, existing, now, expiring=expiring)
         if decision.created:
