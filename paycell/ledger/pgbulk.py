@@ -24,7 +24,7 @@ def ints(xs: Iterable[int | None]) -> str:
     walks the list in Python, element by element, which cost a fifth of a batch)."""
     values = list(xs)
     if None not in values:
-        return "{" + ",".join(map(str, map(int, values))) + "}"
+        return "{" + ",".join([str(int(x)) for x in values if x is not None]) + "}"
     return "{" + ",".join("NULL" if x is None else str(int(x)) for x in values) + "}"
 
 
