@@ -12,6 +12,8 @@ from rich.table import Table
 from paycell.bench.cli import bench_app
 from paycell.config import get_settings
 from paycell.demo import demo_app
+from paycell.funding.cash_cli import agents_app, vouchers_app
+from paycell.subscribers.cli import sms_app, subscribers_app
 
 app = typer.Typer(help="paycell: a mobile payment platform on one double-entry ledger.",
                   no_args_is_help=True)
@@ -19,6 +21,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(sms_app, name="sms")
+app.add_typer(vouchers_app, name="vouchers")
+app.add_typer(agents_app, name="agents")
 console = Console()
 
 

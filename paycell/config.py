@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("var") / "paycell.db"
 DEV_OPERATOR_KEY = "dev-operator-key"
+DEV_SECRET_KEY = "dev-secret-key"
+DEV_VOUCHER_KEY = "dev-voucher-key"
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,35 @@ class Settings(BaseSettings):
     # How often the in-process worker looks for expired holds, in seconds.
     expiry_interval_s: int = 5
     run_workers: bool = True
+    # -- subscribers (docs/wallets.md) --
+    # Keys HMACs of ID-document numbers and of PINs in idempotency fingerprints.
+    secret_key: str = DEV_SECRET_KEY
+    # KYC tiers and their limits as JSON; empty means the defaults in subscribers/tiers.py.
+    kyc_tiers_json: str = ""
+    # Wrong PINs in a row before PIN use is locked, and for how long.
+    pin_max_failures: int = 5
+    pin_lock_s: int = 1800
+    # Access tokens live 15 minutes, refresh tokens 30 days.
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 86_400
+    # SMS one-time codes (PIN reset): lifetime, tries, and how many may be sent an hour.
+    sms_code_ttl_s: int = 300
+    sms_code_max_attempts: int = 3
+    sms_codes_per_hour: int = 5
+    # -- vouchers, agents, P2P (docs/wallets.md) --
+    # Keys the HMAC-SHA256 of recharge-voucher secrets. Changing it makes every unredeemed
+    # card unusable, so it is kept apart from secret_key and never rotated casually.
+    voucher_secret_key: str = DEV_VOUCHER_KEY
+    # Wrong voucher secrets from one wallet within the window lock its redemptions this long.
+    voucher_max_failures: int = 5
+    voucher_failure_window_s: int = 86_400
+    voucher_lock_s: int = 86_400
+    # Largest voucher batch generated at once.
+    voucher_batch_max: int = 100_000
+    # A P2P transfer to an unregistered number waits this long, then returns to the sender.
+    p2p_claim_timeout_s: int = 7 * 86_400
+    # How often the worker delivers claimable P2P transfers and returns expired ones.
+    p2p_job_interval_s: int = 30
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
@@ -36,6 +67,12 @@ class Settings(BaseSettings):
                 "PAYCELL_OPERATOR_API_KEY still has the development default; "
                 "set a secret of your own outside development"
             )
+        if self.environment != "development" and self.secret_key == DEV_SECRET_KEY:
+            raise ValueError("PAYCELL_SECRET_KEY still has the development default; "
+                             "set a secret of your own outside development")
+        if self.environment != "development" and self.voucher_secret_key == DEV_VOUCHER_KEY:
+            raise ValueError("PAYCELL_VOUCHER_SECRET_KEY still has the development default; "
+                             "set a secret of your own outside development")
         return self
 
 

@@ -1,11 +1,13 @@
-"""``paycell demo load``: a small, believable world, written through the Ledger API only.
+"""``paycell demo load``: a small, believable world.
 
-Twenty subscriber wallets, six merchants and the platform's own accounts, then three days of
-traffic ending yesterday (China Standard Time), dated with a :class:`ManualClock`: bank and
-phone-bill top-ups, purchases with the merchant's commission taken at once (a linked pair),
-P2P transfers, escrow holds (posted, partly posted, voided, and one left for the worker to
-expire) and the banks' next-day confirmations. Every id is fixed, so loading again changes
-nothing; the traffic is planned in advance against simulated balances, so nothing fails.
+Twenty subscribers (opened with ``open_account``, named at tier 1, all with the PIN
+``DEMO_PIN`` so that a newcomer can log in), six merchants and the platform's own accounts,
+then three days of traffic ending yesterday (China Standard Time), written through the
+Ledger API and dated with a :class:`ManualClock`: bank and phone-bill top-ups, purchases
+with the merchant's commission taken at once (a linked pair), P2P transfers, escrow holds
+(posted, partly posted, voided, and one left for the worker to expire) and the banks'
+next-day confirmations. Every id is fixed, so loading again changes nothing; the traffic is
+planned in advance against simulated balances, so nothing fails.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from paycell.clock import ManualClock, to_us
+from paycell.context import Context, build_context
 from paycell.ledger.chart import Code, TransferCode, open_account, system_account
 from paycell.ledger.model import TransferFlags as F
 from paycell.ledger.model import TransferRequest as Req
 from paycell.ledger.store import Ledger
 from paycell.money import allocate, format_amount
+from paycell.subscribers.service import find_by_msisdn
+from paycell.subscribers.service import open_account as open_wallet
 
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 console = Console()
@@ -37,6 +42,10 @@ ESCROW_TIMEOUT_S = 7 * 86_400
 SHORT_TIMEOUT_S = 2 * 3_600  # the hold left to expire: long past by the time anyone looks
 BANKS = ("icbc", "ccb")
 SEED = 20_260_101
+DEMO_PIN = "246810"  # every demo wallet's PIN: log in with any demo number and this
+NAMES = ("Wang Fang", "Li Na", "Zhang Wei", "Liu Yang", "Chen Jing", "Yang Li", "Zhao Lei",
+         "Huang Min", "Zhou Jie", "Wu Xia", "Xu Tao", "Sun Qiang", "Ma Lin", "Zhu Hui",
+         "Hu Jun", "Guo Mei", "He Ping", "Lin Hua", "Luo Bin", "Gao Yan")
 
 
 Kind = TransferCode
@@ -64,7 +73,7 @@ ESCROW_MERCHANTS = (2, 4, 5)
 
 @dataclass
 class World:
-    wallets: dict[str, int]  # msisdn -> account id
+    wallets: dict[str, int]  # msisdn -> wallet account id
     merchants: list[int]
     platform: dict[str, int]  # account name -> id
 
@@ -77,6 +86,7 @@ class DemoResult:
     wallet_total_fen: int
     balances: dict[str, int]
     holds: dict[str, str] = field(default_factory=dict)
+    subscribers: dict[str, int] = field(default_factory=dict)  # msisdn -> subscriber id
 
 
 def msisdns(n: int = 20) -> list[str]:
@@ -90,8 +100,28 @@ def msisdns(n: int = 20) -> list[str]:
     return out
 
 
-def open_world(ledger: Ledger) -> World:
-    """Open (or find: idempotent by name) every account of the demo world."""
+def demo_id_number(i: int) -> str:
+    """A well-formed (checksummed) PRC resident ID number for demo subscriber ``i``."""
+    born = date(1975, 1, 1) + timedelta(days=397 * i)
+    body = f"110105{born:%Y%m%d}{100 + i:03d}"
+    total = sum(int(d) * pow(2, 17 - k, 11) for k, d in enumerate(body))
+    return body + "10X98765432"[total % 11]
+
+
+def open_subscribers(ctx: Context) -> dict[str, int]:
+    """Open (or find: idempotent by MSISDN) the demo's subscribers; msisdn -> subscriber id."""
+    out = {}
+    for i, msisdn in enumerate(msisdns()):
+        sub = find_by_msisdn(ctx, msisdn) or open_wallet(
+            ctx, msisdn, DEMO_PIN, name=NAMES[i % len(NAMES)], id_number=demo_id_number(i))
+        out[msisdn] = sub.id
+    return out
+
+
+def open_world(ctx: Context) -> World:
+    """Open (or find: idempotent) every account of the demo world: the platform's, the
+    merchants' and the subscribers' wallets."""
+    ledger = ctx.ledger
     platform = [system_account(ledger, Code.CUSTODY_RESERVE)]
     platform += [system_account(ledger, Code.BANK_CLEARING, bank) for bank in BANKS]
     platform += [system_account(ledger, Code.CARRIER_RECEIVABLE, "cmcc")]
@@ -99,8 +129,12 @@ def open_world(ledger: Ledger) -> World:
                  (Code.REVENUE_FEES, Code.REVENUE_COMMISSION, Code.SUSPENSE)]
     merchants = [open_account(ledger, f"merchant_payable:demo:{m.slug}", Code.MERCHANT_PAYABLE)
                  for m in MERCHANTS]
-    wallets = {msisdn: open_account(ledger, f"wallet:demo:{msisdn}", Code.WALLET).id
-               for msisdn in msisdns()}
+    subscriber_ids = open_subscribers(ctx)
+    wallets = {}
+    for msisdn in subscriber_ids:
+        sub = find_by_msisdn(ctx, msisdn)
+        assert sub is not None
+        wallets[msisdn] = sub.wallet_account_id
     return World(wallets, [a.id for a in merchants], {a.name: a.id for a in platform})
 
 
@@ -260,8 +294,9 @@ def load_demo(engine: Engine, *, today: date | None = None) -> DemoResult:
     balance. Raises RuntimeError if the ledger refuses any transfer (a bug in the plan)."""
     start = demo_start(today)
     clock = ManualClock(start - timedelta(hours=1))
-    ledger = Ledger(engine, clock)
-    world = open_world(ledger)
+    ctx = build_context(engine, clock=clock)
+    ledger = ctx.ledger
+    world = open_world(ctx)
     created = existing = 0
     holds: list[str] = []
     for at, reqs in plan(world, to_us(start)):
@@ -282,6 +317,7 @@ def load_demo(engine: Engine, *, today: date | None = None) -> DemoResult:
         wallet_total_fen=sum(a.balance for a in accounts.values() if a.id in wallet_ids),
         balances={a.name: a.balance for a in accounts.values() if a.id not in wallet_ids},
         holds=hold_states,
+        subscribers=open_subscribers(ctx),
     )
 
 
@@ -299,6 +335,10 @@ def _print_summary(r: DemoResult, url: str) -> None:
         f"there; escrow holds: {', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}")
     console.print(f"wallets hold [bold]{format_amount(r.wallet_total_fen)} CNY[/] in total "
                   f"({url.split('://')[0]})")
+    numbers = list(r.subscribers)
+    console.print(f"log in as any of the {len(numbers)} demo subscribers with PIN "
+                  f"[bold]{DEMO_PIN}[/], e.g. {', '.join(numbers[:3])} "
+                  "(POST /v1/wallet/login; `paycell subscribers show MSISDN`)")
 
 
 @demo_app.command("load")

@@ -9,10 +9,12 @@ from datetime import date
 from sqlalchemy import Engine
 
 from paycell.config import Settings
-from paycell.demo import MERCHANTS, demo_start, load_demo, msisdns, open_world, plan
+from paycell.context import build_context
+from paycell.demo import DEMO_PIN, MERCHANTS, demo_start, load_demo, msisdns, open_world, plan
 from paycell.ledger.audit import audit
 from paycell.ledger.model import TransferFlags
 from paycell.ledger.store import Ledger
+from paycell.subscribers.service import find_by_msisdn, verify_pin
 from paycell.worker import Worker
 
 EXPIRING_HOLD = "demo:escrow:0007"  # the one the demo leaves for the worker (see test_serve)
@@ -28,6 +30,7 @@ def test_load_twice_changes_nothing(engine: Engine) -> None:
     assert first.created == report.transfers
     assert 250 <= report.transfers <= 500
     assert report.accounts == first.accounts == 7 + 6 + 20
+    assert len(set(first.subscribers.values())) == 20
     second = load_demo(engine)
     again = audit(engine)
     assert again.ok
@@ -35,13 +38,22 @@ def test_load_twice_changes_nothing(engine: Engine) -> None:
     assert (second.created, second.existing) == (0, first.created)
     assert second.balances == first.balances
     assert second.wallet_total_fen == first.wallet_total_fen
+    assert second.subscribers == first.subscribers
     assert elapsed < 15, f"the demo took {elapsed:.1f}s to load"
 
 
 def test_wallets_never_go_negative_and_the_world_is_as_described(engine: Engine) -> None:
     result = load_demo(engine)
-    ledger = Ledger(engine)
-    wallets = [ledger.account_by_name(f"wallet:demo:{m}") for m in msisdns()]
+    ctx = build_context(engine)
+    ledger = ctx.ledger
+    subs = [find_by_msisdn(ctx, m) for m in msisdns()]
+    assert all(s is not None and s.state == "active" and s.tier == 1 and s.name for s in subs)
+    wallets = [ledger.account(s.wallet_account_id) for s in subs if s is not None]
+    assert [w.name for w in wallets] == [f"wallet:{s.id}" for s in subs if s is not None]
+    assert result.subscribers == {s.msisdn: s.id for s in subs if s is not None}
+    for s in subs[:2]:
+        assert s is not None
+        verify_pin(ctx, s.id, DEMO_PIN)  # the PIN the summary prints
     assert len({w.id for w in wallets}) == 20
     assert all(w.balance >= 0 and w.available >= 0 for w in wallets)
     assert sum(w.balance for w in wallets) == result.wallet_total_fen > 0
@@ -66,7 +78,7 @@ def test_the_worker_expires_the_hold_left_behind(db_url: str, engine: Engine) ->
 
 
 def test_the_plan_is_deterministic_and_dated_in_the_past(engine: Engine) -> None:
-    world = open_world(Ledger(engine))
+    world = open_world(build_context(engine))
     start = demo_start(date(2026, 5, 4))
     assert start.isoformat() == "2026-04-30T16:00:00+00:00"  # 1 May 00:00 in Beijing
     a = plan(world, 0)

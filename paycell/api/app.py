@@ -16,8 +16,10 @@ from paycell.clock import Clock
 from paycell.config import Settings, get_settings
 from paycell.context import build_context
 from paycell.db import make_engine
+from paycell.funding import cash_api
 from paycell.ledger import api as ledger_api
 from paycell.ledger.batcher import Batcher
+from paycell.subscribers import api as subscribers_api
 from paycell.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def create_app(
         ledger = ctx.ledger
         app.state.ctx = ctx
         batcher = Batcher(ledger, settings.batch_max)
-        worker = Worker(ledger, settings) if settings.run_workers else None
+        worker = Worker(ledger, settings, ctx=ctx) if settings.run_workers else None
         app.state.engine, app.state.ledger = eng, ledger
         app.state.batcher, app.state.worker = batcher, worker
         if worker is not None:
@@ -79,4 +81,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ledger_api.router, prefix="/v1")
+    app.include_router(subscribers_api.router, prefix="/v1")
+    for router in cash_api.routers:
+        app.include_router(router, prefix="/v1")
     return app

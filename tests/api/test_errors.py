@@ -150,16 +150,31 @@ def test_an_unexpected_error_is_a_bare_500(settings: Settings, caplog: Any) -> N
     assert any("secret internals" in str(rec.exc_info) for rec in caplog.records)
 
 
+# Wallet endpoints a subscriber uses before having a token.
+PUBLIC = {"/v1/wallet/signup", "/v1/wallet/login", "/v1/wallet/token/refresh",
+          "/v1/wallet/pin/reset", "/v1/wallet/pin/reset/confirm"}
+
+
 def test_every_v1_endpoint_requires_authentication(client: TestClient) -> None:
+    """Operator endpoints need the API key, wallet endpoints a subscriber's Bearer token,
+    other callers their own credentials; only the few listed in PUBLIC need none."""
     spec = client.get("/openapi.json").json()
     operations = [(method, path) for path, ops in spec["paths"].items()
-                  if path.startswith("/v1/") for method in ops]
+                  if path.startswith("/v1/") and path not in PUBLIC for method in ops]
     assert len(operations) >= 6
     for method, path in operations:
         concrete = re.sub(r"\{[^}]+\}", "1", path)
         r = client.request(method.upper(), concrete)
         assert_problem(r, 401, "authentication_required")
-        assert spec["paths"][path][method]["security"] == [{"APIKeyHeader": []}]
+        security = spec["paths"][path][method]["security"]
+        if path == "/v1/wallet" or path.startswith("/v1/wallet/"):
+            assert security == [{"HTTPBearer": []}], (method, path)
+        elif path.startswith(("/v1/operator/", "/v1/ledger/")):
+            assert security == [{"APIKeyHeader": []}], (method, path)
+        else:  # other callers (agents, merchants, terminals) have schemes of their own
+            assert security, (method, path)
+    for path in PUBLIC:
+        assert "security" not in spec["paths"][path]["post"]
 
 
 def test_openapi_documents_problem_json(client: TestClient) -> None:
