@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from paycell.config import Settings, get_settings
 from paycell.ledger.store import Ledger
+
+if TYPE_CHECKING:
+    from paycell.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class Worker:
     def __init__(
         self, ledger: Ledger, settings: Settings | None = None, *,
         jobs: list[Job] | None = None, expiry_page: int = EXPIRY_PAGE,
+        ctx: Context | None = None,
     ) -> None:
         settings = settings or get_settings()
         self.ledger = ledger
@@ -47,6 +52,7 @@ class Worker:
         self.jobs: list[Job] = jobs if jobs is not None else [
             Job("expire_holds", settings.expiry_interval_s, self.expire_holds,
                 "released {n} expired holds"),
+            *(domain_jobs(ctx) if ctx is not None else []),
         ]
         self.failures = 0
         self._stop = threading.Event()
@@ -123,6 +129,17 @@ class Worker:
             self._thread = None
 
 
+def domain_jobs(ctx: Context) -> list[Job]:
+    """The business jobs, which need the whole context (SMS, settings) and not only the
+    ledger."""
+    from paycell.funding.p2p import run_p2p_jobs
+
+    return [
+        Job("p2p", ctx.settings.p2p_job_interval_s, lambda: run_p2p_jobs(ctx),
+            "delivered or returned {n} P2P transfers"),
+    ]
+
+
 def run_forever(settings: Settings | None = None) -> None:
     """``paycell worker``: run the jobs in this process until SIGTERM or SIGINT.
 
@@ -134,8 +151,11 @@ def run_forever(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from paycell.context import build_context
+
     engine = make_engine(settings.database_url)
-    worker = Worker(Ledger(engine), settings)
+    ctx = build_context(engine, settings=settings)
+    worker = Worker(ctx.ledger, settings, ctx=ctx)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("%s received: stopping after the current job", signal.Signals(signum).name)
