@@ -34,13 +34,19 @@ class _Item:
 
 
 class Batcher:
-    def __init__(self, ledger: Ledger, max_batch: int = 8190) -> None:
+    def __init__(self, ledger: Ledger, max_batch: int = 8190, writers: int | None = None) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
+        # Two writers on PostgreSQL: one decides its batch while the other waits for its
+        # commit (the hot accounts are locked only for the write; see Ledger._load_accounts).
+        # SQLite's single write lock leaves nothing to overlap.
+        pg = ledger.engine.dialect.name == "postgresql"
+        self.writers = writers if writers is not None else (2 if pg else 1)
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._stats_lock = threading.Lock()
         self.batches = 0
         self.transfers = 0
 
@@ -72,10 +78,12 @@ class Batcher:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ledger-batcher",
-                                                daemon=True)
-                self._thread.start()
+            if not self._threads:
+                for i in range(self.writers):
+                    t = threading.Thread(target=self._run, name=f"ledger-batcher-{i}",
+                                         daemon=True)
+                    t.start()
+                    self._threads.append(t)
             self._cond.notify()
 
     # -- the writer ---------------------------------------------------------------------
@@ -112,8 +120,9 @@ class Batcher:
             for it in items:
                 self._commit([it])
             return
-        self.batches += 1
-        self.transfers += len(flat)
+        with self._stats_lock:
+            self.batches += 1
+            self.transfers += len(flat)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = defaultdict(list)
         pos = 0
         for it in items:
@@ -130,8 +139,8 @@ class Batcher:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        for t in self._threads:
+            t.join()
 
 
 def _wake_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -57,15 +57,28 @@ def lock_accounts(conn: Connection, ids: list[int]) -> list[Any]:
                  " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", (ints(ids),))
 
 
-def update_accounts(conn: Connection, states: Sequence[m.AccountState]) -> None:
+def read_accounts(conn: Connection, ids: list[int]) -> list[Any]:
+    """Accounts without a lock: enough for those with no balance rule to check."""
+    return _rows(conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"
+                 " credits_pending, credits_posted FROM ledger_accounts"
+                 " WHERE id = ANY(%s::bigint[])", (ints(ids),))
+
+
+def lock_ids(conn: Connection, ids: list[int]) -> None:
+    """Lock accounts in id order just before writing them (the write phase's locks)."""
+    _rows(conn, "SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
+          " ORDER BY id FOR UPDATE", (ints(ids),))
+
+
+def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]]) -> None:
+    """Add (id, debits_pending, debits_posted, credits_pending, credits_posted) deltas."""
     conn.exec_driver_sql(
-        "UPDATE ledger_accounts a SET debits_pending = v.dp, debits_posted = v.dpo,"
-        " credits_pending = v.cp, credits_posted = v.cpo"
+        "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
+        " debits_posted = a.debits_posted + v.dpo,"
+        " credits_pending = a.credits_pending + v.cp, credits_posted = a.credits_posted + v.cpo"
         " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
         " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id",
-        (ints(s.id for s in states), ints(s.debits_pending for s in states),
-         ints(s.debits_posted for s in states), ints(s.credits_pending for s in states),
-         ints(s.credits_posted for s in states)))
+        tuple(ints(d[i] for d in deltas) for i in range(5)))
 
 
 def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:

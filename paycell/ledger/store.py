@@ -87,6 +87,11 @@ def _row_to_account(r: Any) -> Account:
     )
 
 
+def _delta(s: m.AccountState, was: tuple[int, int, int, int]) -> tuple[int, int, int, int, int]:
+    dp, dpo, cp, cpo = s.counters()
+    return (s.id, dp - was[0], dpo - was[1], cp - was[2], cpo - was[3])
+
+
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -274,7 +279,7 @@ class Ledger:
             account_ids.update((hs.debit_account_id, hs.credit_account_id))
         # Rows come as (id, ledger, flags, dp, dpo, cp, cpo): AccountState's field order.
         states = {row[0]: m.AccountState(*row)
-                  for row in self._lock_accounts(conn, sorted(account_ids))}
+                  for row in self._load_accounts(conn, sorted(account_ids))}
         before = {aid: s.counters() for aid, s in states.items()}
         decision = m.decide(requests, states, hold_states, existing, now, expiring=expiring)
         if decision.created:
@@ -296,11 +301,25 @@ class Ledger:
         return [r for part in _chunks(ids) for r in conn.execute(
             select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id))]
 
-    def _lock_accounts(self, conn: Connection, ids: list[int]) -> list[Any]:
+    def _load_accounts(self, conn: Connection, ids: list[int]) -> list[Any]:
+        """The accounts a batch touches, those with a balance rule locked.
+
+        On PostgreSQL an account without a balance rule (fees, clearing: the hot ones) is
+        read without a lock: nothing about it needs checking, and its counters are written
+        as deltas under a lock taken only for the write (see ``_write``). So the hot fee
+        account is locked for a batch's write and commit, not for its whole decision, and a
+        second writer can decide its batch meanwhile. On SQLite the whole transaction holds
+        the database lock anyway.
+        """
         if not ids:
             return []
         if self._pg:
-            return pgbulk.lock_accounts(conn, ids)
+            rows = pgbulk.read_accounts(conn, ids)
+            ruled = sorted(r[0] for r in rows if r[2] & (m.DR_LIMIT | m.CR_LIMIT))
+            if not ruled:
+                return rows
+            fresh = {r[0]: r for r in pgbulk.lock_accounts(conn, ruled)}
+            return [fresh.get(r[0], r) for r in rows]
         cols = (accounts.c.id, accounts.c.ledger, accounts.c.flags, accounts.c.debits_pending,
                 accounts.c.debits_posted, accounts.c.credits_pending, accounts.c.credits_posted)
         return [r for part in _chunks(ids) for r in conn.execute(
@@ -317,7 +336,12 @@ class Ledger:
             if d.holds_changed:
                 pgbulk.update_holds(conn, d.holds_changed)
             if changed:
-                pgbulk.update_accounts(conn, changed)
+                # The write phase locks the accounts read without a lock, in id order,
+                # then adds each account's net change for the batch.
+                unruled = sorted(s.id for s in changed if not s.flags & (m.DR_LIMIT | m.CR_LIMIT))
+                if unruled:
+                    pgbulk.lock_ids(conn, unruled)
+                pgbulk.add_to_accounts(conn, [_delta(s, before[s.id]) for s in changed])
         else:
             self._write_portable(conn, d, changed)
         # The chain head is the last lock taken and the journal's single point of order.
