@@ -357,11 +357,12 @@ def test_threads_each_posting_directly(engine: Engine, db_backend: str) -> None:
           f"wall={time.monotonic() - started:.1f}s")
 
 
-def test_threads_sharing_one_batcher(engine: Engine, db_backend: str) -> None:
+@pytest.mark.parametrize("writers", [1, 2])
+def test_threads_sharing_one_batcher(engine: Engine, db_backend: str, writers: int) -> None:
     chart = setup_chart(Ledger(engine))
     seed = random.randrange(1_000_000)
     ledger = Ledger(engine)
-    batcher = Batcher(ledger)
+    batcher = Batcher(ledger, writers=writers)
     late = Ledger(engine, _late_clock())
     started = time.monotonic()
     try:
