@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,6 +14,7 @@ from paycell.bench.cli import bench_app
 from paycell.config import get_settings
 from paycell.demo import demo_app
 from paycell.funding.cash_cli import agents_app, vouchers_app
+from paycell.funding.cli import funding_app
 from paycell.subscribers.cli import sms_app, subscribers_app
 
 app = typer.Typer(help="paycell: a mobile payment platform on one double-entry ledger.",
@@ -25,6 +27,7 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(sms_app, name="sms")
 app.add_typer(vouchers_app, name="vouchers")
 app.add_typer(agents_app, name="agents")
+app.add_typer(funding_app, name="funding")
 console = Console()
 
 
@@ -102,6 +105,12 @@ def serve(
     # uvicorn configures only its own loggers; without this the workers' lines are lost.
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     s = get_settings()
+    # The app reads where it listens from its settings (the mounted bank and carrier
+    # simulators are called at this address): pass --host/--port on to it.
+    for name, value in (("PAYCELL_HOST", host), ("PAYCELL_PORT", port)):
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
     uvicorn.run("paycell.api.app:create_app", factory=True, host=host or s.host,
                 port=port or s.port, workers=workers, log_level="info")
 

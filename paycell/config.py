@@ -59,6 +59,32 @@ class Settings(BaseSettings):
     p2p_claim_timeout_s: int = 7 * 86_400
     # How often the worker delivers claimable P2P transfers and returns expired ones.
     p2p_job_interval_s: int = 30
+    # -- cards, top-ups, withdrawals (docs/wallets.md, docs/gateways.md) --
+    # The loopback bank and carrier simulators, mounted under /sim/bank and /sim/carrier
+    # of `paycell serve`; None means: on in development, off elsewhere.
+    simulators: bool | None = None
+    # Base URLs of the bank and carrier billing APIs. Empty: the mounted simulators (at
+    # this server's own host and port) when they are on, otherwise no bank / no carrier.
+    bank_url: str = ""
+    carrier_url: str = ""
+    # The carrier's short code: names its receivable account (carrier_receivable:<code>).
+    carrier_name: str = "cmcc"
+    # How long a call to the bank or carrier may take before its answer counts as unknown.
+    gateway_timeout_s: float = 10.0
+    # Withdrawal fee: rate in basis points (10 = 0.1%), rounded half up to the fen,
+    # at least min and at most max fen.
+    withdrawal_fee_bp: int = 10
+    withdrawal_fee_min_fen: int = 100
+    withdrawal_fee_max_fen: int = 2_500
+    # Top-ups charged to the phone bill: at most this much per subscriber per calendar
+    # month (China Standard Time).
+    phone_bill_monthly_cap_fen: int = 50_000
+    # Unknown outcomes: first status query this long after the call, then every interval.
+    funding_query_after_s: int = 30
+    funding_job_interval_s: int = 15
+    # A partner that has no record of an operation this long after we sent it never got
+    # it: the operation fails (nothing moved at the partner).
+    funding_not_found_grace_s: int = 600
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

@@ -7,6 +7,7 @@ drive the clock and swap gateways for their simulators.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -14,6 +15,10 @@ from paycell.clock import Clock, SystemClock
 from paycell.config import Settings, get_settings
 from paycell.gateways.sms import RecordingSms, SmsGateway
 from paycell.ledger import Ledger
+
+if TYPE_CHECKING:
+    from paycell.gateways.bank import BankGateway
+    from paycell.gateways.carrier import CarrierBilling
 
 
 @dataclass
@@ -23,17 +28,31 @@ class Context:
     clock: Clock
     ledger: Ledger
     sms: SmsGateway
+    # The bank and the carrier billing system (funding); None when none is configured.
+    bank: BankGateway | None = None
+    carrier: CarrierBilling | None = None
 
 
 def build_context(
     engine: Engine, *, settings: Settings | None = None, clock: Clock | None = None,
-    sms: SmsGateway | None = None,
+    sms: SmsGateway | None = None, bank: BankGateway | None = None,
+    carrier: CarrierBilling | None = None,
 ) -> Context:
+    """The context; the bank and carrier adapters are built from the settings' URLs (or
+    pointed at the mounted simulators, see ``gateways/simulators.py``) unless given."""
+    from paycell.gateways.simulators import build_gateways
+
     clock = clock or SystemClock()
+    settings = settings or get_settings()
+    if bank is None or carrier is None:
+        built_bank, built_carrier = build_gateways(settings)
+        bank, carrier = bank or built_bank, carrier or built_carrier
     return Context(
-        settings=settings or get_settings(),
+        settings=settings,
         engine=engine,
         clock=clock,
         ledger=Ledger(engine, clock),
         sms=sms or RecordingSms(engine, clock),
+        bank=bank,
+        carrier=carrier,
     )

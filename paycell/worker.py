@@ -132,11 +132,15 @@ class Worker:
 def domain_jobs(ctx: Context) -> list[Job]:
     """The business jobs, which need the whole context (SMS, settings) and not only the
     ledger."""
+    from paycell.funding.jobs import resolve_pending
     from paycell.funding.p2p import run_p2p_jobs
 
     return [
         Job("p2p", ctx.settings.p2p_job_interval_s, lambda: run_p2p_jobs(ctx),
             "delivered or returned {n} P2P transfers"),
+        Job("funding_status", ctx.settings.funding_job_interval_s,
+            lambda: resolve_pending(ctx),
+            "settled {n} top-ups and withdrawals after asking the bank or carrier"),
     ]
 
 

@@ -16,7 +16,9 @@ from paycell.clock import Clock
 from paycell.config import Settings, get_settings
 from paycell.context import build_context
 from paycell.db import make_engine
+from paycell.funding import api as funding_api
 from paycell.funding import cash_api
+from paycell.gateways.simulators import mount_simulators, simulators_on
 from paycell.ledger import api as ledger_api
 from paycell.ledger.batcher import Batcher
 from paycell.subscribers import api as subscribers_api
@@ -84,4 +86,7 @@ def create_app(
     app.include_router(subscribers_api.router, prefix="/v1")
     for router in cash_api.routers:
         app.include_router(router, prefix="/v1")
+    app.include_router(funding_api.router, prefix="/v1")
+    if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md
+        mount_simulators(app, settings, lambda: app.state.ctx.sms, clock=clock)
     return app

@@ -10,19 +10,18 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from paycell.clock import rfc3339
 from paycell.config import get_settings
+from paycell.console import console
 from paycell.context import Context, build_context
 from paycell.errors import PaycellError
 from paycell.money import format_amount, parse_amount
 
 vouchers_app = typer.Typer(help="Recharge voucher cards (充值卡).", no_args_is_help=True)
 agents_app = typer.Typer(help="Agent outlets and their float.", no_args_is_help=True)
-console = Console()
 UrlOpt = typer.Option(None, "--database-url", help="defaults to PAYCELL_DATABASE_URL")
 
 
@@ -75,7 +74,7 @@ def generate(
         if expires_on is None:
             expires_on = cash_rules.card_today(ctx.clock.now_us()) + timedelta(days=365)
         with Progress(TextColumn("generating cards"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+                      TimeElapsedColumn(), console=console.now(), transient=True) as bar:
             task = bar.add_task("cards", total=count)
             try:
                 made = vouchers.generate_batch(

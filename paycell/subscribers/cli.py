@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from paycell.clock import rfc3339
+from paycell.console import console
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.money import format_amount
@@ -26,15 +26,6 @@ sms_app = typer.Typer(help="Text messages recorded by the development SMS gatewa
                       no_args_is_help=True)
 
 
-class _Console:
-    """A console made at print time, so that its width follows the terminal (or COLUMNS)
-    of the command being run, not of whoever imported this module first."""
-
-    def print(self, *args: object, **kwargs: object) -> None:
-        Console().print(*args, **kwargs)  # type: ignore[arg-type]
-
-
-console = _Console()
 UrlOpt = typer.Option(None, "--database-url", help="defaults to PAYCELL_DATABASE_URL")
 
 

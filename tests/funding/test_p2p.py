@@ -278,5 +278,6 @@ def test_the_worker_runs_the_p2p_job(client: TestClient, ctx: Context,
     assert send(client, a_auth, msisdn(), 1_000).status_code == 201
     clock.advance(seconds=WEEK_S)
     worker = Worker(ctx.ledger, ctx.settings, ctx=ctx)
-    assert worker.run_once() == {"expire_holds": 1, "p2p": 1}
+    ran = worker.run_once()
+    assert (ran["expire_holds"], ran["p2p"]) == (1, 1)
     assert balance(ctx, a) == 1_000
