@@ -42,6 +42,8 @@ class Batcher:
         # Ledger._load_accounts), but measured on 2 cores it also halves the batches at low
         # load (8 submitters: 1,862 -> 1,293 payments/s) and gained only at 128 (+21%).
         self.writers = writers if writers is not None else 1
+        if self.writers > 1:
+            ledger.defer_unruled_locks = True
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False

@@ -116,6 +116,9 @@ class Ledger:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._pg = engine.dialect.name == "postgresql"
+        # Set by a Batcher with several writers (see _load_accounts); off, every touched
+        # account is locked in one query, which is cheaper for a single writer.
+        self.defer_unruled_locks = False
         self.stats = {"transactions": 0, "retries": 0}
 
     # -- transactions -------------------------------------------------------------------
@@ -302,17 +305,20 @@ class Ledger:
             select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id))]
 
     def _load_accounts(self, conn: Connection, ids: list[int]) -> list[Any]:
-        """The accounts a batch touches, those with a balance rule locked.
+        """The accounts a batch touches, locked (all of them, by default).
 
-        On PostgreSQL an account without a balance rule (fees, clearing: the hot ones) is
-        read without a lock: nothing about it needs checking, and its counters are written
-        as deltas under a lock taken only for the write (see ``_write``). So the hot fee
+        With ``defer_unruled_locks`` on PostgreSQL, an account without a balance rule (fees,
+        clearing: the hot ones) is read without a lock: nothing about it needs checking,
+        and its counters are written as deltas under a lock taken only for the write (see
+        ``_write``). So the hot fee
         account is locked for a batch's write and commit, not for its whole decision, and a
         second writer can decide its batch meanwhile. On SQLite the whole transaction holds
         the database lock anyway.
         """
         if not ids:
             return []
+        if self._pg and not self.defer_unruled_locks:
+            return pgbulk.lock_accounts(conn, ids)
         if self._pg:
             rows = pgbulk.read_accounts(conn, ids)
             ruled = sorted(r[0] for r in rows if r[2] & (m.DR_LIMIT | m.CR_LIMIT))
@@ -339,7 +345,7 @@ class Ledger:
                 # The write phase locks the accounts read without a lock, in id order,
                 # then adds each account's net change for the batch.
                 unruled = sorted(s.id for s in changed if not s.flags & (m.DR_LIMIT | m.CR_LIMIT))
-                if unruled:
+                if unruled and self.defer_unruled_locks:
                     pgbulk.lock_ids(conn, unruled)
                 pgbulk.add_to_accounts(conn, [_delta(s, before[s.id]) for s in changed])
         else:
