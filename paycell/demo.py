@@ -16,6 +16,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -24,6 +25,7 @@ from sqlalchemy import Engine
 
 from paycell.clock import ManualClock, to_us
 from paycell.context import Context, build_context
+from paycell.demo_wallets import WalletDemo, load_wallet_demo, print_wallet_summary
 from paycell.ledger.chart import Code, TransferCode, open_account, system_account
 from paycell.ledger.model import TransferFlags as F
 from paycell.ledger.model import TransferRequest as Req
@@ -87,6 +89,7 @@ class DemoResult:
     balances: dict[str, int]
     holds: dict[str, str] = field(default_factory=dict)
     subscribers: dict[str, int] = field(default_factory=dict)  # msisdn -> subscriber id
+    wallets: WalletDemo | None = None  # vouchers, the agent outlet, P2P
 
 
 def msisdns(n: int = 20) -> list[str]:
@@ -289,9 +292,12 @@ def demo_start(today: date | None = None) -> datetime:
     return datetime.combine(today - timedelta(days=DAYS), time(0), CST).astimezone(UTC)
 
 
-def load_demo(engine: Engine, *, today: date | None = None) -> DemoResult:
+def load_demo(engine: Engine, *, today: date | None = None,
+              out_dir: Path | None = None) -> DemoResult:
     """Load the demo world. Idempotent: a second load creates nothing and changes no
-    balance. Raises RuntimeError if the ledger refuses any transfer (a bug in the plan)."""
+    balance. Raises RuntimeError if the ledger refuses any transfer (a bug in the plan).
+    The voucher cards and the agent's key are written to ``out_dir`` (if given) when first
+    created (see :mod:`paycell.demo_wallets`)."""
     start = demo_start(today)
     clock = ManualClock(start - timedelta(hours=1))
     ctx = build_context(engine, clock=clock)
@@ -308,6 +314,9 @@ def load_demo(engine: Engine, *, today: date | None = None) -> DemoResult:
             existing += res.status == "exists"
             if r.flags & F.PENDING:
                 holds.append(r.id)
+    # The funding features, through their services, half an hour after the last traffic.
+    clock.set(start + timedelta(days=DAYS - 1, hours=HOURS.stop, minutes=30))
+    wallet_demo = load_wallet_demo(ctx, msisdns(), DEMO_PIN, out_dir)
     ids = [*world.platform.values(), *world.merchants, *world.wallets.values()]
     accounts = ledger.accounts(ids)
     wallet_ids = set(world.wallets.values())
@@ -318,6 +327,7 @@ def load_demo(engine: Engine, *, today: date | None = None) -> DemoResult:
         balances={a.name: a.balance for a in accounts.values() if a.id not in wallet_ids},
         holds=hold_states,
         subscribers=open_subscribers(ctx),
+        wallets=wallet_demo,
     )
 
 
@@ -339,6 +349,8 @@ def _print_summary(r: DemoResult, url: str) -> None:
     console.print(f"log in as any of the {len(numbers)} demo subscribers with PIN "
                   f"[bold]{DEMO_PIN}[/], e.g. {', '.join(numbers[:3])} "
                   "(POST /v1/wallet/login; `paycell subscribers show MSISDN`)")
+    if r.wallets is not None:
+        print_wallet_summary(console, r.wallets, numbers[0], DEMO_PIN)
 
 
 @demo_app.command("load")
@@ -367,6 +379,6 @@ def load(
         if if_empty and seq:
             console.print(f"the ledger already has {seq} transfers: demo not loaded")
             return
-        _print_summary(load_demo(engine), url)
+        _print_summary(load_demo(engine, out_dir=Path("var")), url)
     finally:
         engine.dispose()

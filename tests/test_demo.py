@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import time
+import csv
+import uuid
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from paycell.api.app import create_app
 from paycell.config import Settings
 from paycell.context import build_context
 from paycell.demo import DEMO_PIN, MERCHANTS, demo_start, load_demo, msisdns, open_world, plan
+from paycell.demo_wallets import (
+    AGENT_KEY_FILE,
+    CASH_INS,
+    FLOAT_FEN,
+    INVITEE,
+    VOUCHER_CSV,
+    VOUCHER_FACE_FEN,
+    VOUCHERS_REDEEMED,
+)
+from paycell.funding.agents import authenticate_agent
+from paycell.gateways.sms import RecordingSms
 from paycell.ledger.audit import audit
 from paycell.ledger.model import TransferFlags
 from paycell.ledger.store import Ledger
@@ -18,18 +33,26 @@ from paycell.subscribers.service import find_by_msisdn, verify_pin
 from paycell.worker import Worker
 
 EXPIRING_HOLD = "demo:escrow:0007"  # the one the demo leaves for the worker (see test_serve)
+# Through the funding services: 5 redemptions, a float top-up, 3 cash-ins, 4 P2P transfers.
+WALLET_TRANSFERS = VOUCHERS_REDEEMED + 1 + len(CASH_INS) + 4
+# ... on 3 more accounts: voucher clearing, the agent's float, P2P claimable.
+WALLET_ACCOUNTS = 3
 
 
-def test_load_twice_changes_nothing(engine: Engine) -> None:
-    t0 = time.monotonic()
-    first = load_demo(engine)
-    elapsed = time.monotonic() - t0
+def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "var"  # the SQLite database may live in tmp_path itself
+    first = load_demo(engine, out_dir=tmp_path)
     report = audit(engine)
     assert report.ok, [c for c in report.checks if not c.ok]
     assert first.existing == 0
-    assert first.created == report.transfers
+    assert first.created + WALLET_TRANSFERS == report.transfers
     assert 250 <= report.transfers <= 500
-    assert report.accounts == first.accounts == 7 + 6 + 20
+    assert first.accounts == 7 + 6 + 20
+    assert report.accounts == first.accounts + WALLET_ACCOUNTS
+    files = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE}
+    assert first.wallets is not None and first.wallets.agent_key is not None
+    assert files[AGENT_KEY_FILE].strip() == first.wallets.agent_key
     assert len(set(first.subscribers.values())) == 20
     second = load_demo(engine)
     again = audit(engine)
@@ -39,7 +62,65 @@ def test_load_twice_changes_nothing(engine: Engine) -> None:
     assert second.balances == first.balances
     assert second.wallet_total_fen == first.wallet_total_fen
     assert second.subscribers == first.subscribers
-    assert elapsed < 15, f"the demo took {elapsed:.1f}s to load"
+    # The wallet features are found again, not made twice; the secrets stay where they were.
+    assert second.wallets is not None
+    assert second.wallets.agent_key is None  # shown once: it is in the file
+    assert second.wallets.voucher_batch_id == first.wallets.voucher_batch_id
+    assert (second.wallets.vouchers_redeemed, second.wallets.cash_ins) == (
+        first.wallets.vouchers_redeemed, first.wallets.cash_ins)
+    assert second.wallets.agent_float_fen == first.wallets.agent_float_fen
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == files
+    assert (tmp_path / VOUCHER_CSV).stat().st_mode & 0o077 == 0
+
+
+def test_the_funding_features_are_in_the_demo(engine: Engine, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "var"
+    w = load_demo(engine, out_dir=tmp_path).wallets
+    assert w is not None
+    assert (w.vouchers_redeemed, w.vouchers_unredeemed) == (VOUCHERS_REDEEMED,
+                                                            20 - VOUCHERS_REDEEMED)
+    assert w.cash_ins == len(CASH_INS)
+    assert w.agent_float_fen == FLOAT_FEN - sum(amount for _, amount in CASH_INS)
+    assert (w.p2p_completed, w.p2p_pending_claim) == (3, 1)
+    assert w.voucher_csv == tmp_path / VOUCHER_CSV and w.notes == []
+    ctx = build_context(engine)
+    assert w.agent_key is not None
+    assert authenticate_agent(ctx, w.agent_key).code == w.agent_code
+    with (tmp_path / VOUCHER_CSV).open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == w.vouchers_unredeemed
+    assert all(r["face_value_cny"] == "50.00" for r in rows)
+    # The number without a wallet was invited by SMS; its money waits in a hold.
+    invite = RecordingSms(engine, ctx.clock).last_to(INVITEE)
+    assert invite is not None and "sent you 30.00 CNY" in invite
+    assert audit(engine).ok
+
+
+def test_a_newcomer_redeems_a_demo_voucher(db_url: str, engine: Engine,
+                                           tmp_path: Path) -> None:
+    tmp_path = tmp_path / "var"
+    load_demo(engine, out_dir=tmp_path)
+    with (tmp_path / VOUCHER_CSV).open() as f:
+        card = next(csv.DictReader(f))
+    settings = Settings(_env_file=None, database_url=db_url, run_workers=False,
+                        simulators=False)
+    msisdn = msisdns()[10]
+    with TestClient(create_app(settings, engine=engine)) as client:
+        r = client.post("/v1/wallet/login", json={"msisdn": msisdn, "pin": DEMO_PIN},
+                        headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        before = client.get("/v1/wallet", headers=auth).json()["balance_fen"]
+        r = client.post("/v1/wallet/vouchers/redeem",
+                        json={"card_number": card["card_number"], "secret": card["secret"]},
+                        headers={**auth, "Idempotency-Key": str(uuid.uuid4())})
+        assert r.status_code == 200, r.text
+        after = client.get("/v1/wallet", headers=auth).json()["balance_fen"]
+    assert after - before == VOUCHER_FACE_FEN
+    assert audit(engine).ok
+    again = load_demo(engine, out_dir=tmp_path)
+    assert again.created == 0 and again.wallets is not None
+    assert again.wallets.vouchers_redeemed == VOUCHERS_REDEEMED + 1
 
 
 def test_wallets_never_go_negative_and_the_world_is_as_described(engine: Engine) -> None:
