@@ -20,7 +20,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
-from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -86,9 +85,14 @@ def check_key(key: str | None) -> str:
 
 async def idempotent(
     request: Request, engine: Engine, clock: Clock, caller: str, key: str | None,
-    body: Any, run: Callable[[], BaseModel], *, status_code: int = 200,
+    body: Any, run: Callable[[], Any], *, status_code: int = 200,
+    redact: Callable[[Any], Any] | None = None,
 ) -> Response:
-    """Run ``run`` (a blocking use case) at most once per (caller, key); replay its answer."""
+    """Run ``run`` (a blocking use case) at most once per (caller, key); replay its answer.
+
+    For answers that carry secrets shown once (voucher secrets, an agent's key), ``redact``
+    gives what is stored for replays instead, so no secret is ever written in clear.
+    """
     key = check_key(key)
     digest = request_hash(request.method, request.url.path, body)
     replay = await run_in_threadpool(_claim, engine, clock, caller, key, digest)
@@ -108,7 +112,8 @@ async def idempotent(
         await run_in_threadpool(_release, engine, caller, key)
         raise
     payload = json.dumps(jsonable_encoder(result))
-    await run_in_threadpool(_finish, engine, clock, caller, key, status_code, payload)
+    stored = payload if redact is None else json.dumps(jsonable_encoder(redact(result)))
+    await run_in_threadpool(_finish, engine, clock, caller, key, status_code, stored)
     return Response(payload, status_code=status_code, media_type="application/json")
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
@@ -19,9 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
-from paycell.api.errors import problem, problem_responses, status_for
+from paycell.api.errors import problem_responses
 from paycell.context import Context
-from paycell.errors import PaycellError
 from paycell.funding import agents, p2p, vouchers
 from paycell.funding import cash_schemas as sch
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -49,39 +45,6 @@ async def current_agent(request: Request,
 
 
 AgentDep = Annotated[agents.Agent, Depends(current_agent)]
-
-
-async def idempotent_secret(
-    request: Request, ctx: Context, caller: str, key: str | None, body: Any,
-    run: Callable[[], M], redact: Callable[[M], BaseModel], *, status_code: int = 201,
-) -> Response:
-    """:func:`paycell.api.idempotency.idempotent` for answers that carry secrets (voucher
-    secrets, an agent's key): the caller gets them once; what is stored for a replay is
-    ``redact(answer)``, so no secret is ever written in clear. The use cases are themselves
-    idempotent on the caller and key, so a replay after a crash makes nothing twice."""
-    key = idem.check_key(key)
-    digest = idem.request_hash(request.method, request.url.path, body)
-    replay = await run_in_threadpool(idem._claim, ctx.engine, ctx.clock, caller, key, digest)
-    if replay is not None:
-        status, payload = replay
-        media = "application/problem+json" if status >= 400 else "application/json"
-        return Response(payload, status_code=status, media_type=media,
-                        headers={"Idempotent-Replayed": "true"})
-    try:
-        result = await run_in_threadpool(run)
-    except PaycellError as exc:
-        resp = problem(request, status_for(exc), exc.code, exc.message, extra=exc.detail)
-        await run_in_threadpool(idem._finish, ctx.engine, ctx.clock, caller, key,
-                                resp.status_code, bytes(resp.body).decode())
-        return resp
-    except BaseException:
-        await run_in_threadpool(idem._release, ctx.engine, caller, key)
-        raise
-    stored = json.dumps(jsonable_encoder(redact(result)))
-    await run_in_threadpool(idem._finish, ctx.engine, ctx.clock, caller, key, status_code,
-                            stored)
-    return Response(json.dumps(jsonable_encoder(result)), status_code=status_code,
-                    media_type="application/json")
 
 
 def _page_cursor(kind: str, items: list[Any], limit: int) -> str | None:
@@ -196,12 +159,12 @@ async def generate_batch(request: Request, body: sch.VoucherBatchIn, ctx: CtxDep
     """The cards' numbers and secrets are in this answer and nowhere else: a replay with
     the same key returns the batch with ``secrets_shown`` false and no cards."""
     key = idem.check_key(idempotency_key)
-    return await idempotent_secret(
-        request, ctx, "operator", key, body,
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, "operator", key, body,
         lambda: sch.VoucherBatchCreatedOut.of(vouchers.generate_batch(
             ctx, body.face_value_fen, body.count, body.expires_on,
-            request_key=f"operator:{key}")),
-        lambda out: out.model_copy(update={"secrets_shown": False, "cards": []}))
+            request_key=f"operator:{key}")), status_code=201,
+        redact=lambda out: out.model_copy(update={"secrets_shown": False, "cards": []}))
 
 
 @operator_router.get("/voucher-batches", response_model=sch.VoucherBatchPage,
@@ -243,9 +206,9 @@ async def create_agent(request: Request, body: sch.AgentCreateIn, ctx: CtxDep,
         return sch.AgentCreatedOut(agent=sch.AgentOut.of(agent, agents.float_account(ctx, agent)),
                                    api_key=api_key, api_key_shown=api_key is not None)
 
-    return await idempotent_secret(
-        request, ctx, "operator", key, body, run,
-        lambda out: out.model_copy(update={"api_key": None, "api_key_shown": False}))
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, "operator", key, body, run, status_code=201,
+        redact=lambda out: out.model_copy(update={"api_key": None, "api_key_shown": False}))
 
 
 @operator_router.get("/agents", response_model=sch.AgentList, summary="Agent outlets")
