@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,31 +11,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from paycell.clikit import UrlOpt
+from paycell.clikit import cli_context as _context
 from paycell.clock import rfc3339
-from paycell.config import get_settings
 from paycell.console import console
-from paycell.context import Context, build_context
 from paycell.errors import PaycellError
 from paycell.money import format_amount, parse_amount
 
 vouchers_app = typer.Typer(help="Recharge voucher cards (充值卡).", no_args_is_help=True)
 agents_app = typer.Typer(help="Agent outlets and their float.", no_args_is_help=True)
-UrlOpt = typer.Option(None, "--database-url", help="defaults to PAYCELL_DATABASE_URL")
-
-
-@contextmanager
-def _context(database_url: str | None) -> Iterator[Context]:
-    from paycell.db import make_engine
-
-    settings = get_settings()
-    engine = make_engine(database_url or settings.database_url)
-    try:
-        yield build_context(engine, settings=settings)
-    except PaycellError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
 
 
 # -- vouchers -------------------------------------------------------------------------------

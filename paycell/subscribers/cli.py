@@ -7,17 +7,15 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from paycell.clikit import UrlOpt
+from paycell.clikit import cli_context as _context
 from paycell.clock import rfc3339
 from paycell.console import console
-from paycell.context import Context
-from paycell.errors import PaycellError
 from paycell.money import format_amount
 
 subscribers_app = typer.Typer(help="Subscribers: look up, freeze, unfreeze.",
@@ -26,24 +24,6 @@ sms_app = typer.Typer(help="Text messages recorded by the development SMS gatewa
                       no_args_is_help=True)
 
 
-UrlOpt = typer.Option(None, "--database-url", help="defaults to PAYCELL_DATABASE_URL")
-
-
-@contextmanager
-def _context(url: str | None) -> Iterator[Context]:
-    from paycell.config import get_settings
-    from paycell.context import build_context
-    from paycell.db import make_engine
-
-    settings = get_settings()
-    engine = make_engine(url or settings.database_url)
-    try:
-        yield build_context(engine, settings=settings)
-    except PaycellError as exc:
-        console.print(f"[red]{exc.code}[/]: {exc.message}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
 
 
 def _actor() -> str:
