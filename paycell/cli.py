@@ -15,6 +15,10 @@ from paycell.config import get_settings
 from paycell.demo import demo_app
 from paycell.funding.cash_cli import agents_app, vouchers_app
 from paycell.funding.cli import funding_app
+from paycell.merchants.cli import merchants_app
+from paycell.notifications.cli import notifications_app
+from paycell.operators.cli import operators_app
+from paycell.payments.cli import payments_app
 from paycell.subscribers.cli import sms_app, subscribers_app
 
 app = typer.Typer(help="paycell: a mobile payment platform on one double-entry ledger.",
@@ -28,6 +32,10 @@ app.add_typer(sms_app, name="sms")
 app.add_typer(vouchers_app, name="vouchers")
 app.add_typer(agents_app, name="agents")
 app.add_typer(funding_app, name="funding")
+app.add_typer(operators_app, name="operators")
+app.add_typer(merchants_app, name="merchants")
+app.add_typer(payments_app, name="payments")
+app.add_typer(notifications_app, name="notifications")
 console = Console()
 
 

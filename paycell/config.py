@@ -85,6 +85,37 @@ class Settings(BaseSettings):
     # A partner that has no record of an operation this long after we sent it never got
     # it: the operation fails (nothing moved at the partner).
     funding_not_found_grace_s: int = 600
+    # -- merchants (docs/merchant-api.md) --
+    # Signed merchant requests: the timestamp may be this far off our clock either way, and
+    # nonces are remembered this long (twice the window covers both directions).
+    signature_window_s: int = 300
+    # A rotated webhook secret keeps signing notifications (beside the new one) this long.
+    webhook_secret_overlap_s: int = 86_400
+    # -- payment orders (docs/payments.md) --
+    # An order not paid within this many seconds (unless the merchant says otherwise) closes.
+    payment_default_expiry_s: int = 900
+    payment_max_expiry_s: int = 7 * 86_400
+    # Escrow: released to the merchant this many days after payment unless the buyer
+    # confirmed receipt earlier or opened a dispute.
+    escrow_auto_release_days: int = 10
+    # How often the worker closes expired orders and auto-releases escrow.
+    payment_job_interval_s: int = 5
+    # -- merchant notifications (docs/notifications.md) --
+    # Delays before each retry after a failed attempt (WeChat Pay's schedule); after the
+    # last one the notification is given up (operators may still re-send it by hand).
+    notify_schedule: str = "15s,15s,30s,3m,10m,20m,30m,30m,30m,60m,3h,3h,3h,6h,6h"
+    notify_timeout_s: float = 5.0
+    notify_job_interval_s: float = 1.0
+    notify_batch: int = 50
+    # -- SMS (docs/sms.md) --
+    # "record": texts go to the sms_messages table (development); "smpp": to an SMSC.
+    sms_backend: str = "record"
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    smpp_system_id: str = "paycell"
+    smpp_password: str = ""
+    # The short code subscribers see texts from and reply to.
+    sms_source_addr: str = "10690000"
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

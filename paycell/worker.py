@@ -134,6 +134,8 @@ def domain_jobs(ctx: Context) -> list[Job]:
     ledger."""
     from paycell.funding.jobs import resolve_pending
     from paycell.funding.p2p import run_p2p_jobs
+    from paycell.notifications.delivery import deliver_due
+    from paycell.payments.jobs import run_payment_jobs
 
     return [
         Job("p2p", ctx.settings.p2p_job_interval_s, lambda: run_p2p_jobs(ctx),
@@ -141,6 +143,10 @@ def domain_jobs(ctx: Context) -> list[Job]:
         Job("funding_status", ctx.settings.funding_job_interval_s,
             lambda: resolve_pending(ctx),
             "settled {n} top-ups and withdrawals after asking the bank or carrier"),
+        Job("payments", ctx.settings.payment_job_interval_s, lambda: run_payment_jobs(ctx),
+            "closed or released {n} payment orders"),
+        Job("notifications", ctx.settings.notify_job_interval_s, lambda: deliver_due(ctx),
+            "made {n} notification delivery attempts"),
     ]
 
 

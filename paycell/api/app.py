@@ -21,6 +21,10 @@ from paycell.funding import cash_api
 from paycell.gateways.simulators import mount_simulators, simulators_on
 from paycell.ledger import api as ledger_api
 from paycell.ledger.batcher import Batcher
+from paycell.merchants import api as merchants_api
+from paycell.notifications import api as notifications_api
+from paycell.operators import api as operators_api
+from paycell.payments import api as payments_api
 from paycell.subscribers import api as subscribers_api
 from paycell.worker import Worker
 
@@ -87,6 +91,9 @@ def create_app(
     for router in cash_api.routers:
         app.include_router(router, prefix="/v1")
     app.include_router(funding_api.router, prefix="/v1")
+    for module in (operators_api, merchants_api, payments_api, notifications_api):
+        for router in module.routers:
+            app.include_router(router, prefix="/v1")
     if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md
         mount_simulators(app, settings, lambda: app.state.ctx.sms, clock=clock)
     return app

@@ -1,0 +1,1 @@
+"""Merchants: onboarding with maker-checker approval, stores, API credentials, signing."""

@@ -1,0 +1,1 @@
+"""Operators: named back-office users with roles and API keys; maker-checker approvals."""

@@ -1,0 +1,7 @@
+"""HTTP routes of paycell.operators (filled in by its issue's work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+routers: list[APIRouter] = []

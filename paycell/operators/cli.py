@@ -1,0 +1,7 @@
+"""``paycell operators ...``."""
+
+from __future__ import annotations
+
+import typer
+
+operators_app = typer.Typer(help="operators", no_args_is_help=True)

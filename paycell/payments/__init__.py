@@ -1,0 +1,1 @@
+"""Payment orders: remote payments confirmed by the user (app or SMS), escrow, refunds."""
