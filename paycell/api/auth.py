@@ -1,7 +1,10 @@
-"""Operator authentication: a shared API key in the ``X-API-Key`` header.
+"""Operator authentication: an API key in the ``X-API-Key`` header.
 
-A stop-gap until the back office brings operator logins and roles; it protects every
-operator endpoint now so that none is ever published without authentication.
+Each operator has a key of its own (``paycell operators add``), stored hashed; the settings
+key (``PAYCELL_OPERATOR_API_KEY``) stays valid and signs in as the operator ``root``.
+``require_operator`` returns the :class:`~paycell.operators.model.Operator`, so routes can
+check roles and record who did what; routes that only need "an operator" keep using it as
+``dependencies=[Depends(require_operator)]``.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ import hmac
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
+from paycell.context import Context
 from paycell.errors import UnauthorizedError
+from paycell.operators.model import Operator
+from paycell.operators.service import authenticate_key, root_operator
 
 API_KEY_HEADER = "X-API-Key"
 
 # auto_error=False: a missing key is our own problem+json error, not FastAPI's 403.
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                        description="The operator API key (PAYCELL_OPERATOR_API_KEY).")
+                        description="An operator's API key (or PAYCELL_OPERATOR_API_KEY, "
+                                    "which signs in as the operator `root`).")
 
 
 class AuthenticationRequiredError(UnauthorizedError):
@@ -42,6 +50,28 @@ def check_operator_key(given: str | None, expected: str) -> None:
         raise InvalidApiKeyError("the API key is not valid")
 
 
-def require_operator(request: Request, api_key: str | None = Security(_api_key)) -> None:
-    """FastAPI dependency: the caller is an operator, or the request ends with a 401."""
-    check_operator_key(api_key, request.app.state.settings.operator_api_key)
+def _authenticate(ctx: Context, key: str, state: object) -> Operator:
+    expected = ctx.settings.operator_api_key
+    if expected and hmac.compare_digest(key.encode(), expected.encode()):
+        # root never changes once made: look it up once per app, not per request
+        root: Operator | None = getattr(state, "root_operator", None)
+        if root is None:
+            root = root_operator(ctx)
+            state.root_operator = root  # type: ignore[attr-defined]
+        return root
+    found = authenticate_key(ctx.engine, ctx.settings.secret_key, key)
+    if found is None:
+        raise InvalidApiKeyError("the API key is not valid")
+    return found
+
+
+async def require_operator(request: Request,
+                           api_key: str | None = Security(_api_key)) -> Operator:
+    """FastAPI dependency: the operator whose key came with the request, or a 401
+    (``authentication_required``: no key; ``invalid_api_key``: unknown or disabled)."""
+    if not api_key:
+        raise AuthenticationRequiredError(f"send the operator API key in {API_KEY_HEADER}")
+    ctx: Context = request.app.state.ctx
+    op = await run_in_threadpool(_authenticate, ctx, api_key, request.app.state)
+    request.state.operator = op
+    return op
