@@ -132,6 +132,13 @@ class Settings(BaseSettings):
                              "set a secret of your own outside development")
         return self
 
+    @model_validator(mode="after")
+    def _check_notify_schedule(self) -> Settings:
+        from paycell.notifications.schedule import parse_schedule
+
+        parse_schedule(self.notify_schedule)  # a ValueError that says what is wrong
+        return self
+
 
 @lru_cache
 def get_settings() -> Settings:
