@@ -70,6 +70,7 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            ctx.close()  # the SMS gateway: sends what is queued, unbinds from the SMSC
             batcher.close()
             if engine is None:
                 eng.dispose()

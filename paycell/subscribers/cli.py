@@ -110,3 +110,8 @@ def sms_list(
         for m in sms.messages(number, limit=limit):
             table.add_row(str(m.id), rfc3339(m.created_at), m.msisdn, escape(m.body))
         console.print(table)
+
+
+from paycell.gateways.smpp_cli import register as _register_smpp_commands  # noqa: E402
+
+_register_smpp_commands(sms_app)  # paycell sms smsc | receive (docs/sms.md)

@@ -1,0 +1,280 @@
+"""``SmppSms`` against a real SMPP server on loopback (the simulator, and once smpp34's)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import smpp34
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
+
+from paycell.cli import app as cli_app
+from paycell.clock import SystemClock
+from paycell.config import get_settings
+from paycell.context import Context, build_context
+from paycell.gateways.smpp import SmppSms
+from paycell.gateways.sms import RecordingSms, list_messages, sms_message_parts, sms_messages
+from paycell.gateways.smsc_sim import SmscSim, wait_for
+from paycell.payments import sms_commands
+
+ALICE = "+8613800138000"
+BOB = "+8613900139000"
+
+
+@pytest.fixture
+def sim() -> Iterator[SmscSim]:
+    smsc = SmscSim(system_id="paycell", password="pw").start()
+    try:
+        yield smsc
+    finally:
+        smsc.stop()
+
+
+@pytest.fixture
+def make_gateway(engine: Engine) -> Iterator[Callable[..., SmppSms]]:
+    made: list[SmppSms] = []
+
+    def make(port: int, **kw: Any) -> SmppSms:
+        options: dict[str, Any] = {"system_id": "paycell", "password": "pw",
+                                   "source_addr": "10690000", "backoff_s": (0.05, 0.2)}
+        options.update(kw)
+        gw = SmppSms(engine, SystemClock(), host="127.0.0.1", port=port, **options)
+        made.append(gw)
+        return gw.start()
+
+    yield make
+    for gw in made:
+        gw.close()
+
+
+@pytest.fixture
+def inbound(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Context, str, str]]:
+    """Texts handed to handle_inbound; it answers each with `re: TEXT`."""
+    calls: list[tuple[Context, str, str]] = []
+
+    def handle(ctx: Context, msisdn: str, body: str) -> None:
+        calls.append((ctx, msisdn, body))
+        ctx.sms.send(msisdn, f"re: {body}")
+
+    monkeypatch.setattr(sms_commands, "handle_inbound", handle)
+    return calls
+
+
+def status(engine: Engine, message_id: int) -> tuple[str, str | None, str | None]:
+    with engine.connect() as conn:
+        row = conn.execute(select(sms_messages).where(sms_messages.c.id == message_id)).one()
+    return row.status, row.smsc_message_id, row.error
+
+
+def last_out(engine: Engine) -> int:
+    return list_messages(engine, direction="out", limit=1)[0].id
+
+
+def test_bind_submit_and_receipt_delivered(engine: Engine, sim: SmscSim,
+                                           make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    gw.send(ALICE, "Your code is 123456")
+    sent = last_out(engine)
+    assert wait_for(lambda: status(engine, sent)[0] == "delivered")
+    [part] = sim.submitted
+    assert (part.msisdn, part.source_addr, part.data_coding, part.registered_delivery) == \
+        (ALICE, "10690000", 0, 1)
+    assert status(engine, sent) == ("delivered", part.message_id, None)
+    assert [(b.system_id, b.bind_type, b.ok) for b in sim.binds] == [("paycell", "TRX", True)]
+
+
+def test_chinese_text_goes_in_ucs2(engine: Engine, sim: SmscSim,
+                                   make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    gw.send(ALICE, "您的验证码是 123456，5 分钟内有效")
+    assert wait_for(lambda: status(engine, last_out(engine))[0] == "delivered")
+    [text] = sim.texts
+    assert (text.text, text.data_coding) == ("您的验证码是 123456，5 分钟内有效", 8)
+
+
+def test_long_text_goes_in_concatenated_parts(engine: Engine, sim: SmscSim,
+                                              make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    long_text = "".join(f"line {i}: paid 12.30 CNY to M100001. " for i in range(12))
+    gw.send(ALICE, long_text)
+    sent = last_out(engine)
+    assert wait_for(lambda: status(engine, sent)[0] == "delivered")
+    assert len(sim.submitted) == 3 and all(p.esm_class == 0x40 for p in sim.submitted)
+    assert [t.text for t in sim.texts] == [long_text]
+    with engine.connect() as conn:
+        parts = conn.execute(select(sms_message_parts.c.seq, sms_message_parts.c.status)
+                             .where(sms_message_parts.c.message_id == sent)
+                             .order_by(sms_message_parts.c.seq)).all()
+    assert [tuple(p) for p in parts] == [(1, "delivered"), (2, "delivered"), (3, "delivered")]
+
+
+def test_failed_receipt_and_refused_submit_mark_the_text_failed(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    sim.outcomes[ALICE] = "UNDELIV"
+    sim.outcomes[BOB] = "reject"
+    gw = make_gateway(sim.port)
+    gw.send(ALICE, "undeliverable")
+    undeliverable = last_out(engine)
+    gw.send(BOB, "refused")
+    refused = last_out(engine)
+    assert wait_for(lambda: status(engine, undeliverable)[0] == "failed"
+                    and status(engine, refused)[0] == "failed")
+    assert "UNDELIV" in (status(engine, undeliverable)[2] or "")
+    assert status(engine, refused)[2] == "submit_sm refused: ESME_RINVDSTADR"
+
+
+def test_inbound_text_goes_to_handle_inbound(
+        db_url: str, engine: Engine, sim: SmscSim,
+        inbound: list[tuple[Context, str, str]]) -> None:
+    settings = get_settings().model_copy(update={
+        "sms_backend": "smpp", "smpp_port": sim.port, "smpp_system_id": "paycell",
+        "smpp_password": "pw", "database_url": db_url})
+    ctx = build_context(engine, settings=settings)
+    try:
+        assert isinstance(ctx.sms, SmppSms) and ctx.sms.bound.wait(10)
+        assert sim.inject_mo(BOB, "BAL")
+        assert sim.inject_mo(ALICE, "查询余额" * 20)  # 80 UCS2 characters: two parts
+        assert wait_for(lambda: len(sim.texts) == 2)
+    finally:
+        ctx.close()
+    assert [(c[0], c[1], c[2]) for c in inbound] == [(ctx, BOB, "BAL"),
+                                                     (ctx, ALICE, "查询余额" * 20)]
+    received = list_messages(engine, direction="in")
+    assert {(m.msisdn, m.body, m.status) for m in received} == {
+        (BOB, "BAL", "received"), (ALICE, "查询余额" * 20, "received")}
+    assert {(t.msisdn, t.text) for t in sim.texts} == {(BOB, "re: BAL"),
+                                                       (ALICE, "re: " + "查询余额" * 20)}
+
+
+def test_enquire_link_both_ways(engine: Engine, sim: SmscSim,
+                                make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port, enquire_link_s=0.05)
+    assert gw.bound.wait(10)
+    assert sim.send_enquire_link()  # the gateway answers the SMSC's
+    assert wait_for(lambda: sim.enquire_links >= 2)  # and keeps the link alive itself
+    assert gw.bound.is_set() and len(sim.binds) == 1
+
+
+def test_reconnects_and_sends_queued_texts_exactly_once(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    assert gw.bound.wait(10)
+    # A dropped connection: texts sent right then still go, once each.
+    assert sim.drop_connections() == 1
+    gw.send(ALICE, "first")
+    gw.send(ALICE, "x" * 300)
+    assert wait_for(lambda: len(sim.texts) == 2)
+    assert wait_for(lambda: all(m.status == "delivered" for m in list_messages(engine)))
+    # The SMSC away for a while: texts wait in the queue until it is back.
+    port = sim.port
+    sim.stop()
+    assert wait_for(lambda: not gw.bound.is_set())
+    gw.send(BOB, "while away 1")
+    gw.send(BOB, "while away 2")
+    back = SmscSim(port=port, system_id="paycell", password="pw").start()
+    try:
+        assert wait_for(lambda: len(back.texts) == 2)
+        assert wait_for(lambda: all(m.status == "delivered" for m in list_messages(engine)))
+        assert [t.text for t in back.texts] == ["while away 1", "while away 2"]
+        assert len(back.submitted) == 2
+    finally:
+        back.stop()
+    assert [t.text for t in sim.texts] == ["first", "x" * 300]
+    assert len(sim.submitted) == 3
+    assert sum(b.ok for b in sim.binds) == 2
+
+
+def test_wrong_password_is_refused_and_logged(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="paycell.gateways.smpp")
+    gw = make_gateway(sim.port, password="wrong")
+    gw.send(ALICE, "hello")  # no exception: the text waits
+    assert wait_for(lambda: len(sim.binds) >= 2)
+    assert not any(b.ok for b in sim.binds)
+    assert wait_for(lambda: any("refused the bind" in r.getMessage()
+                                and "ESME_RINVPASWD" in r.getMessage()
+                                for r in caplog.records))
+    assert not gw.bound.is_set()
+    assert status(engine, last_out(engine))[0] == "queued"
+    gw.close()
+    assert sim.submitted == []
+
+
+def test_close_sends_what_is_queued_then_unbinds(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    assert gw.bound.wait(10)
+    gw.send(ALICE, "last words")
+    gw.close()
+    assert [t.text for t in sim.texts] == ["last words"]
+    assert sim.unbinds == 1
+    assert wait_for(lambda: sim.bound_sessions() == 0)
+    gw.send(ALICE, "after close")  # recorded, not sent, no exception
+    assert status(engine, last_out(engine))[0] == "queued"
+
+
+def test_against_an_independent_smsc(engine: Engine,
+                                     make_gateway: Callable[..., SmppSms]) -> None:
+    """smpp34's server (another implementation): bind, submit, receipt."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    received: list[bytes] = []
+    ready, done = threading.Event(), threading.Event()
+
+    async def smsc() -> None:
+        server = smpp34.Server(host="127.0.0.1", port=port, system_id="OTHER")
+        await server.start()
+        ready.set()
+        sessions: dict[str, Any] = {}
+        try:
+            while not done.is_set():
+                try:
+                    ev = await asyncio.wait_for(server.next(), 0.1)
+                except TimeoutError:
+                    continue
+                if isinstance(ev, smpp34.Esme):
+                    sessions[ev.session_id] = ev
+                elif isinstance(ev, smpp34.SubmitSmEvent):
+                    received.append(ev.short_message)
+                    ev.accept("ext-1")
+                    await sessions[ev.session_id].deliver_sm(
+                        ev.source_addr, b"id:ext-1 sub:001 dlvrd:001 stat:DELIVRD err:000",
+                        source_addr=ev.destination_addr, esm_class=0x04)
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(smsc(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        gw = make_gateway(port)
+        gw.send(ALICE, "hello from paycell")
+        sent = last_out(engine)
+        assert wait_for(lambda: status(engine, sent)[0] == "delivered")
+        assert status(engine, sent)[1] == "ext-1" and received == [b"hello from paycell"]
+        gw.close()
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def test_recorder_is_the_default_and_sms_receive_feeds_handle_inbound(
+        db_url: str, engine: Engine, inbound: list[tuple[Context, str, str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYCELL_DATABASE_URL", db_url)
+    assert isinstance(build_context(engine).sms, RecordingSms)
+    result = CliRunner().invoke(cli_app, ["sms", "receive", "13800138000", "BAL",
+                                          "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    assert "re: BAL" in result.output
+    assert [(c[1], c[2]) for c in inbound] == [(ALICE, "BAL")]
+    assert [(m.direction, m.body) for m in list_messages(engine)] == [("out", "re: BAL"),
+                                                                      ("in", "BAL")]
