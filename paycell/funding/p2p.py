@@ -102,6 +102,7 @@ def _find(ctx: Context, ref: str) -> P2PTransfer | None:
 def send_transfer(
     ctx: Context, sender: Subscriber, to_msisdn: str, amount_fen: int, pin: str,
     note: str | None = None, *, request_key: str | None = None,
+    confirmed_by_code: bool = False,
 ) -> P2PTransfer:
     """Send ``amount_fen`` from the sender's wallet to the holder of ``to_msisdn``.
 
@@ -122,7 +123,8 @@ def send_transfer(
     old = _find(ctx, ref)
     if old is not None:
         return old
-    verify_pin(ctx, sender.id, pin)
+    if not confirmed_by_code:  # an SMS TRF was confirmed by a texted code instead
+        verify_pin(ctx, sender.id, pin)
     note = (note.strip()[:NOTE_MAX] or None) if note else None
     recipient = find_by_msisdn(ctx, to)
     if recipient is not None and recipient.id == sender.id:
