@@ -20,7 +20,7 @@ from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.money import AmountFormatError, format_amount, parse_amount
 from paycell.payments import confirmations
-from paycell.payments.orders import OrderRequest, create_order
+from paycell.payments.orders import OrderRequest, close_order, create_order
 from paycell.payments.paying import pay_order
 from paycell.subscribers.errors import InvalidMsisdnError
 from paycell.subscribers.service import (
@@ -143,7 +143,11 @@ def _confirm(ctx: Context, sub: Subscriber, code: str) -> str:
             out_trade_no=f"sms-{conf.id}", amount_fen=conf.amount_fen,
             subject=f"SMS payment from {mask_msisdn(sub.msisdn)}",
             payer_msisdn=sub.msisdn), text_code=False)
-        order = pay_order(ctx, order, sub, "sms", actor)
+        try:
+            order = pay_order(ctx, order, sub, "sms", actor)
+        except PaycellError:
+            close_order(ctx, merchant, order.trade_no)  # not left waiting for nobody
+            raise
         confirmations.record_result(ctx, conf.id, order.trade_no)
         return (f"Paid {format_amount(order.amount_fen)} CNY to {merchant.name}. "
                 f"Order {order.trade_no}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from payment_helpers import balance, create, fund, last_code, order_body, wallet  # type: ignore[import-not-found]
 
+from paycell.payments.orders import list_orders
 from paycell.payments.sms_commands import HELP, NO_WALLET, handle_inbound
 
 
@@ -83,4 +84,6 @@ def test_refusals_and_help(client, ctx, shop) -> None:  # type: ignore[no-untype
     assert "Reply" in ask
     refused = handle_inbound(ctx, poor.msisdn, last_code(ctx, poor.msisdn))
     assert refused.startswith("Not done: your balance does not cover")
+    stray = list_orders(ctx, merchant_id=shop.merchant.id)
+    assert [o.state for o in stray] == ["closed"]  # the SMS order is not left waiting
     assert handle_inbound(ctx, "+8613999990000", "BAL") == NO_WALLET
