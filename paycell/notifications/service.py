@@ -7,8 +7,6 @@ notification exists if and only if the change committed; the worker job
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from sqlalchemy import Connection, select
 from paycell.context import Context
 from paycell.db import reading
 from paycell.errors import ConflictError, InvalidRequestError, NotFoundError
+from paycell.funding import cash_common as cursors
 from paycell.notifications.tables import notification_attempts, notifications
 
 STATES = ("pending", "delivering", "delivered", "failed")
@@ -39,10 +38,6 @@ class NotificationBusyError(ConflictError):
 
 class NotifyUrlInvalidError(InvalidRequestError):
     code = "notify_url_invalid"
-
-
-class NotificationCursorInvalidError(InvalidRequestError):
-    code = "cursor_invalid"
 
 
 @dataclass(frozen=True)
@@ -146,21 +141,12 @@ def get_notification(ctx: Context, notification_id: str, *,
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"ntf:{seq}".encode()).decode().rstrip("=")
+    return cursors.encode_cursor("ntf", seq)
 
 
 def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raw = ""
-    prefix, _, number = raw.partition(":")
-    if prefix != "ntf" or not number.isdigit() or len(number) > 18:
-        raise NotificationCursorInvalidError(
-            "the cursor is not one this list returned; start again without a cursor")
-    return int(number)
+    """The ``seq`` a cursor of this list stands for; ``cursor_invalid`` otherwise."""
+    return cursors.decode_cursor("ntf", cursor)
 
 
 def list_notifications(ctx: Context, *, merchant_id: int | None = None,

@@ -13,55 +13,26 @@ from __future__ import annotations
 import itertools
 import json as jsonlib
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
+from cash_helpers import (  # type: ignore[import-not-found]
+    API_KEY,
+    OPERATOR,
+    client,
+    clock,
+    ctx,
+    idem,
+    settings,
+)
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from paycell.api.app import create_app
-from paycell.clock import ManualClock
-from paycell.config import Settings
 from paycell.context import Context
-from paycell.ledger.audit import audit
 from paycell.merchants.model import OnboardedMerchant
 from paycell.merchants.service import create_active_merchant
 from paycell.merchants.signing import MerchantAuth, sign_headers
 
-API_KEY = "test-operator-key"
-OPERATOR = {"X-API-Key": API_KEY}
 _n = itertools.count(1)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(_env_file=None, database_url=db_url, run_workers=False,
-                    operator_api_key=API_KEY)
-
-
-@pytest.fixture
-def client(settings: Settings, engine: Engine, clock: ManualClock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, engine=engine, clock=clock)) as c:
-        yield c
-    report = audit(engine)
-    assert report.ok, [c.detail for c in report.checks if not c.ok]
-
-
-@pytest.fixture
-def ctx(client: TestClient) -> Context:
-    """The app's own context: the same clock and database."""
-    c: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    return c
-
-
-def idem(**more: str) -> dict[str, str]:
-    return {"Idempotency-Key": str(uuid.uuid4()), **more}
+__all__ = ["API_KEY", "OPERATOR", "client", "clock", "ctx", "idem", "settings"]
 
 
 def active_merchant(ctx: Context, name: str | None = None, category: str = "retail",

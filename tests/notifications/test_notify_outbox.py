@@ -8,6 +8,7 @@ from notify_helpers import clock, ctx, notify  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
 from paycell.context import Context
+from paycell.funding.cash_common import CursorInvalidError
 from paycell.notifications import service
 from paycell.notifications.tables import notifications
 
@@ -61,7 +62,7 @@ def test_get_and_list_by_merchant(ctx: Context) -> None:
     assert [n.id for n in items] == a[::-1][3:] and cursor is None
     items, _ = service.list_notifications(ctx, state="delivered")
     assert items == []
-    with pytest.raises(service.NotificationCursorInvalidError):
+    with pytest.raises(CursorInvalidError):
         service.list_notifications(ctx, cursor="bm90IG1pbmU")
     with pytest.raises(service.InvalidRequestError):
         service.list_notifications(ctx, state="lost")
