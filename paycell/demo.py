@@ -7,7 +7,8 @@ Ledger API and dated with a :class:`ManualClock`: bank and phone-bill top-ups, p
 with the merchant's commission taken at once (a linked pair), P2P transfers, escrow holds
 (posted, partly posted, voided, and one left for the worker to expire) and the banks'
 next-day confirmations. Every id is fixed, so loading again changes nothing; the traffic is
-planned in advance against simulated balances, so nothing fails.
+planned in advance against simulated balances, so nothing fails. Then the funding features
+(``demo_wallets.py``) and merchant payments with their notifications (``demo_payments.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from paycell.clock import ManualClock, to_us
+from paycell.config import Settings
 from paycell.context import Context, build_context
+from paycell.demo_payments import PaymentDemo, load_payment_demo, print_payment_summary
 from paycell.demo_wallets import WalletDemo, load_wallet_demo, print_wallet_summary
 from paycell.ledger.chart import Code, TransferCode, open_account, system_account
 from paycell.ledger.model import TransferFlags as F
@@ -90,6 +93,7 @@ class DemoResult:
     holds: dict[str, str] = field(default_factory=dict)
     subscribers: dict[str, int] = field(default_factory=dict)  # msisdn -> subscriber id
     wallets: WalletDemo | None = None  # vouchers, the agent outlet, P2P
+    payments: PaymentDemo | None = None  # merchants, payment orders, notifications
 
 
 def msisdns(n: int = 20) -> list[str]:
@@ -292,15 +296,16 @@ def demo_start(today: date | None = None) -> datetime:
     return datetime.combine(today - timedelta(days=DAYS), time(0), CST).astimezone(UTC)
 
 
-def load_demo(engine: Engine, *, today: date | None = None,
-              out_dir: Path | None = None) -> DemoResult:
+def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None = None,
+              settings: Settings | None = None) -> DemoResult:
     """Load the demo world. Idempotent: a second load creates nothing and changes no
     balance. Raises RuntimeError if the ledger refuses any transfer (a bug in the plan).
     The voucher cards and the agent's key are written to ``out_dir`` (if given) when first
-    created (see :mod:`paycell.demo_wallets`)."""
+    created (see :mod:`paycell.demo_wallets`), the demo merchants' keys on every load
+    (:mod:`paycell.demo_payments`). ``settings``: the process's by default."""
     start = demo_start(today)
     clock = ManualClock(start - timedelta(hours=1))
-    ctx = build_context(engine, clock=clock)
+    ctx = build_context(engine, clock=clock, settings=settings)
     ledger = ctx.ledger
     world = open_world(ctx)
     created = existing = 0
@@ -317,6 +322,7 @@ def load_demo(engine: Engine, *, today: date | None = None,
     # The funding features, through their services, half an hour after the last traffic.
     clock.set(start + timedelta(days=DAYS - 1, hours=HOURS.stop, minutes=30))
     wallet_demo = load_wallet_demo(ctx, msisdns(), DEMO_PIN, out_dir)
+    payment_demo = load_payment_demo(ctx, clock, start, msisdns(), DEMO_PIN, out_dir)
     ids = [*world.platform.values(), *world.merchants, *world.wallets.values()]
     accounts = ledger.accounts(ids)
     wallet_ids = set(world.wallets.values())
@@ -328,6 +334,7 @@ def load_demo(engine: Engine, *, today: date | None = None,
         holds=hold_states,
         subscribers=open_subscribers(ctx),
         wallets=wallet_demo,
+        payments=payment_demo,
     )
 
 
@@ -351,6 +358,8 @@ def _print_summary(r: DemoResult, url: str) -> None:
                   "(POST /v1/wallet/login; `paycell subscribers show MSISDN`)")
     if r.wallets is not None:
         print_wallet_summary(console, r.wallets, numbers[0], DEMO_PIN)
+    if r.payments is not None:
+        print_payment_summary(console, r.payments)
 
 
 @demo_app.command("load")

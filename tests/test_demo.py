@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import csv
+import socket
 import uuid
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from paycell.api.app import create_app
 from paycell.config import Settings
 from paycell.context import build_context
 from paycell.demo import DEMO_PIN, MERCHANTS, demo_start, load_demo, msisdns, open_world, plan
+from paycell.demo_payments import KEYS_FILE, ORDERS
 from paycell.demo_wallets import (
     AGENT_KEY_FILE,
     CASH_INS,
@@ -25,10 +28,16 @@ from paycell.demo_wallets import (
     VOUCHERS_REDEEMED,
 )
 from paycell.funding.agents import authenticate_agent
+from paycell.gateways.merchant_sim import MerchantSimulator
+from paycell.gateways.simkit import SimServer
 from paycell.gateways.sms import RecordingSms
 from paycell.ledger.audit import audit
 from paycell.ledger.model import TransferFlags
 from paycell.ledger.store import Ledger
+from paycell.merchants.signing import MerchantAuth
+from paycell.notifications.delivery import deliver_due
+from paycell.notifications.tables import notifications
+from paycell.payments import escrow, orders
 from paycell.subscribers.service import find_by_msisdn, verify_pin
 from paycell.worker import Worker
 
@@ -37,6 +46,7 @@ EXPIRING_HOLD = "demo:escrow:0007"  # the one the demo leaves for the worker (se
 WALLET_TRANSFERS = VOUCHERS_REDEEMED + 1 + len(CASH_INS) + 4
 # ... on 3 more accounts: voucher clearing, the agent's float, P2P claimable.
 WALLET_ACCOUNTS = 3
+PAYMENT_ACCOUNTS = 3  # the demo merchants' payables
 
 
 def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -45,12 +55,14 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     report = audit(engine)
     assert report.ok, [c for c in report.checks if not c.ok]
     assert first.existing == 0
-    assert first.created + WALLET_TRANSFERS == report.transfers
+    assert first.payments is not None and first.payments.transfers_created > 15
+    assert (first.created + WALLET_TRANSFERS + first.payments.transfers_created
+            == report.transfers)
     assert 250 <= report.transfers <= 500
     assert first.accounts == 7 + 6 + 20
-    assert report.accounts == first.accounts + WALLET_ACCOUNTS
+    assert report.accounts == first.accounts + WALLET_ACCOUNTS + PAYMENT_ACCOUNTS
     files = {p.name: p.read_text() for p in tmp_path.iterdir()}
-    assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE}
+    assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE, KEYS_FILE}
     assert first.wallets is not None and first.wallets.agent_key is not None
     assert files[AGENT_KEY_FILE].strip() == first.wallets.agent_key
     assert len(set(first.subscribers.values())) == 20
@@ -71,6 +83,13 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert second.wallets.agent_float_fen == first.wallets.agent_float_fen
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == files
     assert (tmp_path / VOUCHER_CSV).stat().st_mode & 0o077 == 0
+    assert (tmp_path / KEYS_FILE).stat().st_mode & 0o077 == 0
+    # Merchant payments: the same orders and notifications, no new texts, no transfers.
+    p, q = first.payments, second.payments
+    assert q is not None and q.transfers_created == 0 and q.texts == []
+    assert (q.orders, q.notifications, q.trade_nos) == (p.orders, p.notifications,
+                                                         p.trade_nos)
+    assert [k for _, k, _, _ in q.merchants] == [k for _, k, _, _ in p.merchants]
 
 
 def test_the_funding_features_are_in_the_demo(engine: Engine, tmp_path: Path) -> None:
@@ -174,3 +193,68 @@ def test_the_plan_is_deterministic_and_dated_in_the_past(engine: Engine) -> None
     assert kinds[2002] == kinds[2001] + kinds[4002] and kinds[2001] > 50
     linked = [r for _, reqs in a for r in reqs if r.flags & TransferFlags.LINKED]
     assert len(linked) >= kinds[2001]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_merchant_payments_and_their_notifications(db_url: str, engine: Engine,
+                                                   tmp_path: Path) -> None:
+    """Orders in every state, escrow and a dispute settled by two operators, SMS payments;
+    then ``paycell serve`` (a real uvicorn on the port the demo's notify URLs name) takes a
+    new signed order, and its worker job delivers every notification to the demo merchant,
+    which finds each signature valid."""
+    port = _free_port()
+    settings = Settings(_env_file=None, database_url=db_url, port=port, run_workers=False)
+    p = load_demo(engine, settings=settings, out_dir=tmp_path / "var").payments
+    assert p is not None
+    assert p.orders == {"paid": 9, "held": 1, "released": 1, "partially_refunded": 2,
+                        "refunded": 2, "closed": 2, "waiting": 2}
+    assert [ref for ref, *_ in p.waiting] == ["INK-0006", "PRT-0006"]
+    assert [ref for ref, *_ in p.held] == ["PRT-0004"]
+    ctx = build_context(engine, settings=settings)
+    demo_orders = [o for m, *_ in p.merchants for o in orders.list_orders(ctx,
+                                                                          merchant_id=m.id)]
+    assert len(demo_orders) == len(ORDERS) + 1  # and the one paid by texting PAY
+    assert Counter(o.paid_via for o in demo_orders)["sms"] == 3  # 2 code replies and PAY
+    disputed = orders.get_order(ctx, p.trade_nos["INK-0004"])
+    d = escrow.dispute_of_order(ctx, disputed.id)
+    assert (d.state, d.outcome, d.buyer_fen) == ("resolved", "split", 10_000)
+    assert (d.decided_by, d.approved_by) == ("demo-support", "demo-supervisor")
+    held = orders.get_order(ctx, p.trade_nos["PRT-0004"])
+    assert held.release_at is not None and held.release_at > ctx.clock.now_us()
+    texts = [text.split()[0] for _, text, _ in p.texts]
+    replies = [reply.split(" ", 2)[:2] for _, _, reply in p.texts]
+    assert [texts[0], texts[1], texts[3]] == ["BAL", "PAY", "TRF"]
+    assert replies == [["Your", "paycell"], ["Pay", "12.50"], ["Paid", "12.50"],
+                       ["Send", "20.00"], ["Sent", "20.00"]]
+    assert audit(engine).ok
+
+    app = create_app(settings, engine=engine)
+    sim: MerchantSimulator = app.state.merchant_sim
+    server = SimServer(app, port=port, lifespan="on").start()
+    try:
+        keys = (tmp_path / "var" / KEYS_FILE).read_text().splitlines()
+        _, key_id, secret, *_ = next(line for line in keys if line.startswith("M1")).split()
+        with httpx.Client(base_url=server.url, auth=MerchantAuth(key_id, secret),
+                          trust_env=False, timeout=10) as merchant:
+            r = merchant.post("/v1/payments", json={
+                "out_trade_no": "TEST-1", "amount_fen": 990, "subject": "Tea",
+                "payer_msisdn": msisdns()[0]}, headers={"Idempotency-Key": "t1"})
+        assert r.status_code == 201, r.text
+        assert deliver_due(ctx) == p.notifications["pending"]
+    finally:
+        server.stop()
+    with engine.connect() as conn:
+        states = Counter(conn.execute(select(notifications.c.state)).scalars())
+    assert states == {"delivered": p.notifications["pending"]}
+    got = sim.listing()
+    assert len(got) == p.notifications["pending"]
+    assert all(r.verified and r.answered == 200 and r.attempt == 1 for r in got)
+    assert {r.merchant_code for r in got} == {m.code for m, *_ in p.merchants}
+    assert {r.event for r in got} >= {"payment.paid", "payment.held", "payment.released",
+                                      "payment.closed", "payment.refunded",
+                                      "payment.disputed", "payment.partially_refunded"}

@@ -1,8 +1,9 @@
-"""The simulators inside ``paycell serve``: mounted under ``/sim/bank`` and ``/sim/carrier``
-of the main app when ``settings.simulators`` is on (the default in development), with the
-adapters pointed at the server's own address. A newcomer's ``make run`` then binds cards
-and tops up with nothing else to start. They keep their state in memory, per process:
-run one uvicorn worker (the default) while using them.
+"""The simulators inside ``paycell serve``: mounted under ``/sim/bank``, ``/sim/carrier`` and
+``/sim/merchant`` (the demo merchant receiving notifications, ``merchant_sim.py``) of the
+main app when ``settings.simulators`` is on (the default in development), with the
+adapters pointed at the server's own address. A newcomer's ``make run`` then binds cards,
+tops up and watches merchant notifications arrive with nothing else to start. They keep
+their state in memory, per process: run one uvicorn worker (the default) while using them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 BANK_PATH = "/sim/bank"
 CARRIER_PATH = "/sim/carrier"
+MERCHANT_PATH = "/sim/merchant"
 
 
 def simulators_on(settings: Settings) -> bool:
@@ -42,6 +44,11 @@ def own_base_url(settings: Settings) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}"
+
+
+def merchant_notify_url(settings: Settings, merchant_code: str) -> str:
+    """Where the mounted demo merchant takes ``merchant_code``'s notifications."""
+    return f"{own_base_url(settings)}{MERCHANT_PATH}/notify/{merchant_code}"
 
 
 def gateway_urls(settings: Settings) -> tuple[str | None, str | None]:
@@ -63,10 +70,12 @@ def build_gateways(settings: Settings) -> tuple[BankGateway | None, CarrierBilli
 
 def mount_simulators(app: FastAPI, settings: Settings, sms: Callable[[], SmsGateway],
                      clock: Clock | None = None) -> tuple[BankSimulator, CarrierSimulator]:
-    """Mount both simulators on ``app``. ``sms`` gives the gateway the bank texts codes
-    with (the app's, known once its lifespan has started)."""
+    """Mount the simulators on ``app``. ``sms`` gives the gateway the bank texts codes
+    with (the app's, known once its lifespan has started); the demo merchant reads webhook
+    secrets through ``app.state.ctx`` likewise."""
     from paycell.gateways.bank_sim import BankSimulator
     from paycell.gateways.carrier_sim import CarrierSimulator
+    from paycell.gateways.merchant_sim import MerchantSimulator, secrets_from_context
 
     # A "timeout" behaviour must outlast the adapter's patience.
     hang = settings.gateway_timeout_s + 5
@@ -74,5 +83,8 @@ def mount_simulators(app: FastAPI, settings: Settings, sms: Callable[[], SmsGate
     carrier = CarrierSimulator(clock=clock, hang_s=hang)
     app.mount(BANK_PATH, bank.app())
     app.mount(CARRIER_PATH, carrier.app())
+    merchant = MerchantSimulator(secrets_from_context(lambda: app.state.ctx), clock=clock)
+    app.mount(MERCHANT_PATH, merchant.app())
     app.state.simulators = (bank, carrier)
+    app.state.merchant_sim = merchant
     return bank, carrier
