@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from paycell.clock import ManualClock, rfc3339
 from paycell.context import Context
@@ -36,7 +36,6 @@ from paycell.ledger import TransferRequest, chart
 from paycell.merchants import service as merchants
 from paycell.merchants.demo import seed_demo
 from paycell.merchants.model import Merchant
-from paycell.merchants.tables import merchants as merchants_table
 from paycell.money import format_amount
 from paycell.notifications.tables import notifications
 from paycell.operators import approvals
@@ -260,18 +259,9 @@ class _Demo:
 
 
 def point_at_simulator(ctx: Context, merchant: Merchant, actor: str) -> Merchant:
-    """Make the mounted demo merchant the merchant's notify URL (a demo set-up step:
-    merchants have no API for it yet). Writes nothing when it is so already."""
-    url = merchant_notify_url(ctx.settings, merchant.code)
-    if merchant.default_notify_url == url:
-        return merchant
-    now = ctx.clock.now_us()
-    with ctx.engine.begin() as conn:
-        merchants.lock_merchant(conn, merchant.id)
-        conn.execute(update(merchants_table).where(merchants_table.c.id == merchant.id)
-                     .values(default_notify_url=url))
-        merchants.record_event(conn, merchant.id, "notify_url_changed", actor, now, url)
-    return merchants.get_merchant(ctx, merchant.id)
+    """Make the mounted demo merchant the merchant's notify URL (idempotent)."""
+    return merchants.set_notify_url(ctx, merchant.id, merchant_notify_url(
+        ctx.settings, merchant.code), actor)
 
 
 def load_payment_demo(ctx: Context, clock: ManualClock, start: datetime, numbers: list[str],

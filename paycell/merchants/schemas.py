@@ -59,6 +59,10 @@ class RevokeIn(_In):
                          description="revoke this many seconds from now (rotation overlap)")
 
 
+class NotifyUrlIn(_In):
+    notify_url: str | None = Field(max_length=500, examples=["https://shop.example/notify"])
+
+
 class MerchantOut(BaseModel):
     id: int
     code: str

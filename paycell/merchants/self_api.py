@@ -86,6 +86,16 @@ async def revoke_credential(request: Request, key_id: KeyId, body: sch.RevokeIn,
             ctx, merchant.id, key_id, actor=actor, after_s=body.after_s), ctx.clock.now_us()))
 
 
+@router.put("/notify-url", response_model=sch.MerchantOut,
+            summary="Where notifications go by default")
+def set_notify_url(request: Request, body: sch.NotifyUrlIn, ctx: CtxDep,
+                   merchant: MerchantDep) -> sch.MerchantOut:
+    """Used for orders created without a ``notify_url``; ``null`` clears it. 422
+    ``merchant_invalid`` for anything but an http(s) URL."""
+    return sch.MerchantOut.of(svc.set_notify_url(ctx, merchant.id, body.notify_url,
+                                                 _actor(request, merchant)))
+
+
 @router.get("/webhook-secret", response_model=sch.WebhookSecretOut,
             summary="The secret our notifications are signed with")
 def get_webhook_secret(ctx: CtxDep, merchant: MerchantDep) -> sch.WebhookSecretOut:

@@ -146,6 +146,25 @@ def rotate_webhook_secret(ctx: Context, merchant_id: int, actor: str) -> bytes:
     return secret
 
 
+def set_notify_url(ctx: Context, merchant_id: int, url: str | None, actor: str) -> Merchant:
+    """Set (or, with None, clear) where the merchant's notifications go when an order names
+    no ``notify_url`` of its own. Notifications already queued keep their URL. Idempotent;
+    ``merchant_invalid`` for anything but an http(s) URL, ``merchant_state_invalid`` for a
+    terminated or rejected merchant."""
+    url = rules.notify_url(url)
+    now = ctx.clock.now_us()
+    with ctx.engine.begin() as conn:
+        row = lock_merchant(conn, merchant_id)
+        if row.state in rules.FINAL:
+            raise MerchantStateError(f"the merchant is {row.state}", state=row.state,
+                                     action="set_notify_url")
+        if row.default_notify_url != url:
+            conn.execute(update(merchants).where(merchants.c.id == merchant_id)
+                         .values(default_notify_url=url))
+            record_event(conn, merchant_id, "notify_url_changed", actor, now, url)
+    return get_merchant(ctx, merchant_id)
+
+
 def webhook_secrets(ctx: Context, merchant_id: int) -> list[bytes]:
     """The secrets notifications to this merchant are signed with: the current one first,
     then any rotated away less than ``settings.webhook_secret_overlap_s`` ago, newest

@@ -29,6 +29,7 @@ from paycell.context import Context
 from paycell.funding.cash_common import decode_cursor, encode_cursor
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
+from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
 from paycell.payments import confirmations, escrow, orders, paying, refunds, rules
 from paycell.payments import schemas as sch
@@ -66,9 +67,14 @@ async def _run(request: Request, ctx: Context, caller: str, key: str | None, bod
     return JSONResponse(jsonable_encoder(result), status_code=status_code)
 
 
-def _page(items: list[orders.Order], limit: int) -> sch.OrderPage:
+def _out(ctx: Context, order: orders.Order) -> sch.OrderOut:
+    """The order with its merchant's code and name (whom the subscriber is paying)."""
+    return sch.OrderOut.of(order, get_merchant(ctx, order.merchant_id))
+
+
+def _page(ctx: Context, items: list[orders.Order], limit: int) -> sch.OrderPage:
     nxt = encode_cursor("order", items[-1].id) if len(items) == limit else None
-    return sch.OrderPage(items=[sch.OrderOut.of(o) for o in items], next_cursor=nxt)
+    return sch.OrderPage(items=[_out(ctx, o) for o in items], next_cursor=nxt)
 
 
 def _states(state: list[str] | None) -> tuple[str, ...]:
@@ -96,7 +102,7 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
     def run() -> sch.OrderOut:
         order, new = orders.create_order(ctx, merchant, req)
         created.append(new)
-        return sch.OrderOut.of(order)
+        return _out(ctx, order)
 
     resp = await _run(request, ctx, f"merchant:{merchant.id}", key, body.model_dump(), run,
                       status_code=201)
@@ -111,11 +117,11 @@ def list_payments(ctx: Ctx, merchant: MerchantDep, out_trade_no: str | None = Qu
                   limit: Limit = 50) -> sch.OrderPage:
     """Newest first. ``out_trade_no`` finds one order by your own number."""
     if out_trade_no is not None:
-        return sch.OrderPage(items=[sch.OrderOut.of(orders.merchant_order(
+        return sch.OrderPage(items=[_out(ctx, orders.merchant_order(
             ctx, merchant.id, out_trade_no=out_trade_no))], next_cursor=None)
     items = orders.list_orders(ctx, merchant_id=merchant.id, states=_states(state),
                                before_id=decode_cursor("order", cursor), limit=limit)
-    return _page(items, limit)
+    return _page(ctx, items, limit)
 
 
 @merchant_router.get("/{trade_no}", response_model=sch.OrderDetailOut, summary="One order")
@@ -126,7 +132,7 @@ def get_payment(trade_no: TradeNo, ctx: Ctx, merchant: MerchantDep) -> sch.Order
 
 def _detail(ctx: Context, order: orders.Order) -> sch.OrderDetailOut:
     return sch.OrderDetailOut(
-        order=sch.OrderOut.of(order),
+        order=_out(ctx, order),
         events=[sch.EventOut.of(e) for e in orders.events_of(ctx, order.id)],
         refunds=[sch.RefundOut.of(r) for r in refunds.refunds_of(ctx, order.id)])
 
@@ -138,7 +144,7 @@ async def close_payment(request: Request, trade_no: TradeNo, ctx: Ctx, merchant:
     """It can no longer be paid. Closing a closed order answers it; 409
     ``order_state_invalid`` once paid."""
     return await _run(request, ctx, f"merchant:{merchant.id}", key, {},
-                      lambda: sch.OrderOut.of(orders.close_order(ctx, merchant, trade_no)))
+                      lambda: _out(ctx, orders.close_order(ctx, merchant, trade_no)))
 
 
 @merchant_router.post("/{trade_no}/refunds", response_model=sch.RefundResultOut,
@@ -152,7 +158,7 @@ async def refund_payment(request: Request, trade_no: TradeNo, body: sch.RefundIn
         refund, order = refunds.refund_order(
             ctx, merchant, trade_no=trade_no, out_request_no=body.out_request_no,
             amount_fen=body.amount_fen, reason=body.reason)
-        return sch.RefundResultOut(refund=sch.RefundOut.of(refund), order=sch.OrderOut.of(order))
+        return sch.RefundResultOut(refund=sch.RefundOut.of(refund), order=_out(ctx, order))
 
     return await _run(request, ctx, f"merchant:{merchant.id}", key, body.model_dump(), run)
 
@@ -173,7 +179,7 @@ def pending_requests(ctx: Ctx, me: Me) -> sch.OrderPage:
     items = [o for o in orders.list_orders(ctx, payer_subscriber_id=me.id,
                                            states=(rules.WAITING,), limit=200)
              if o.expires_at > now]
-    return sch.OrderPage(items=[sch.OrderOut.of(o) for o in items], next_cursor=None)
+    return sch.OrderPage(items=[_out(ctx, o) for o in items], next_cursor=None)
 
 
 @wallet_router.get("", response_model=sch.OrderPage, summary="My payments")
@@ -181,7 +187,7 @@ def my_payments(ctx: Ctx, me: Me, state: StateQ = None, cursor: Cursor = None,
                 limit: Limit = 50) -> sch.OrderPage:
     items = orders.list_orders(ctx, payer_subscriber_id=me.id, states=_states(state),
                                before_id=decode_cursor("order", cursor), limit=limit)
-    return _page(items, limit)
+    return _page(ctx, items, limit)
 
 
 @wallet_router.get("/{trade_no}", response_model=sch.OrderDetailOut, summary="One payment")
@@ -199,7 +205,7 @@ async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx:
     ``order_state_invalid``, ``limit_exceeded``, ``funding_failed``."""
     fingerprint = {**body.model_dump(exclude={"pin"}), "pin": "*"}
     return await _run(request, ctx, f"subscriber:{me.id}", key, fingerprint,
-                      lambda: sch.OrderOut.of(paying.confirm_order(
+                      lambda: _out(ctx, paying.confirm_order(
                           ctx, me, trade_no, body.pin, source=body.source,
                           card_id=body.card_id)))
 
@@ -207,8 +213,6 @@ async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx:
 @wallet_router.post("/{trade_no}/sms-code", status_code=204, response_class=Response,
                     summary="Text me a new confirmation code")
 def resend_code(trade_no: TradeNo, ctx: Ctx, me: Me) -> Response:
-    from paycell.merchants.service import get_merchant
-
     order = paying.payer_order(ctx, me, trade_no)
     rules.next_state(order.state, rules.pay_action(order.kind))
     if confirmations.sent_last_hour(ctx, me.msisdn) < 2 * ctx.settings.sms_codes_per_hour:
@@ -221,7 +225,7 @@ def resend_code(trade_no: TradeNo, ctx: Ctx, me: Me) -> Response:
 async def confirm_receipt(request: Request, trade_no: TradeNo, body: sch.PinIn, ctx: Ctx,
                           me: Me, key: IdemKey = None) -> Response:
     return await _run(request, ctx, f"subscriber:{me.id}", key, {"pin": "*"},
-                      lambda: sch.OrderOut.of(escrow.confirm_receipt(ctx, me, trade_no,
+                      lambda: _out(ctx, escrow.confirm_receipt(ctx, me, trade_no,
                                                                      body.pin)))
 
 
@@ -242,7 +246,7 @@ def op_list(ctx: Ctx, _op: OperatorDep, merchant_id: int | None = Query(None),
             state: StateQ = None, cursor: Cursor = None, limit: Limit = 50) -> sch.OrderPage:
     items = orders.list_orders(ctx, merchant_id=merchant_id, states=_states(state),
                                before_id=decode_cursor("order", cursor), limit=limit)
-    return _page(items, limit)
+    return _page(ctx, items, limit)
 
 
 @operator_router.get("/payments/{trade_no}", response_model=sch.OrderDetailOut,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from paycell.clock import rfc3339
+from paycell.merchants.model import Merchant
 from paycell.payments.escrow import Dispute
 from paycell.payments.orders import Order
 from paycell.payments.refunds import Refund
@@ -78,6 +79,8 @@ class OrderOut(BaseModel):
     trade_no: str
     out_trade_no: str
     merchant_id: int
+    merchant_code: str
+    merchant_name: str
     kind: str
     state: str = Field(description="waiting, paid, held, released, disputed, closed, "
                        "partially_refunded or refunded")
@@ -98,8 +101,9 @@ class OrderOut(BaseModel):
     closed_at: str | None
 
     @classmethod
-    def of(cls, o: Order) -> OrderOut:
+    def of(cls, o: Order, m: Merchant) -> OrderOut:
         return cls(trade_no=o.trade_no, out_trade_no=o.out_trade_no, merchant_id=o.merchant_id,
+                   merchant_code=m.code, merchant_name=m.name,
                    kind=o.kind, state=o.state, amount_fen=o.amount_fen, currency=o.currency,
                    refunded_fen=o.refunded_fen, refundable_fen=o.refundable_fen,
                    subject=o.subject, payer=mask_msisdn(o.payer_msisdn), paid_via=o.paid_via,

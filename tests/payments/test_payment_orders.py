@@ -47,6 +47,8 @@ def test_create_confirm_pay_notifies_once(client, ctx, shop) -> None:  # type: i
 
     pending = client.get("/v1/wallet/payments/requests", headers=auth).json()["items"]
     assert [p["trade_no"] for p in pending] == [order["trade_no"]]
+    assert (pending[0]["merchant_name"], pending[0]["merchant_code"]) == (
+        "Inkwell Books", shop.merchant.code)  # the payer sees who is asking
     r = client.post(f"/v1/wallet/payments/{order['trade_no']}/confirm",
                     json={"pin": PIN}, headers=auth)
     assert r.status_code == 200, r.text
@@ -205,3 +207,21 @@ def test_operator_sees_orders_with_history(client, ctx, shop) -> None:  # type: 
     assert [o["trade_no"] for o in page["items"]] == [trade_no]
     one = client.get(f"/v1/operator/payments/{trade_no}", headers=OPERATOR).json()
     assert one["events"][0]["actor"] == f"merchant:{shop.merchant.id}"
+
+
+def test_default_notify_url_set_by_the_merchant(client, ctx, shop) -> None:  # type: ignore[no-untyped-def]
+    buyer, auth = wallet(ctx)
+    fund(ctx, buyer, 10_000)
+    bad = client.put("/v1/merchant/notify-url", json={"notify_url": "gopher://x"},
+                     auth=signed(ctx, shop))
+    assert bad.status_code == 422 and bad.json()["code"] == "merchant_invalid"
+    r = client.put("/v1/merchant/notify-url", json={"notify_url": "https://shop.example/n"},
+                   auth=signed(ctx, shop))
+    assert r.status_code == 200, r.text
+    body = order_body(buyer.msisdn)
+    body.pop("notify_url", None)
+    trade_no = create(client, ctx, shop, body).json()["trade_no"]
+    client.post(f"/v1/wallet/payments/{trade_no}/confirm", json={"pin": PIN}, headers=auth)
+    with ctx.engine.connect() as conn:
+        urls = conn.execute(select(notifications.c.url)).scalars().all()
+    assert urls == ["https://shop.example/n"]
