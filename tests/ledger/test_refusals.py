@@ -160,3 +160,14 @@ def test_nul_bytes_are_refused(world: World) -> None:
     for req in (tx("a\x00b", world.src, world.a, 1), tx("ok", world.src, world.a, 1, ref="\x00")):
         r = world.ledger.post([req])[0]
         assert r.error is not None and r.error.code == "transfer_id_invalid"
+
+
+def test_a_retried_post_with_amount_zero_is_refused_not_matched(world: World) -> None:
+    """A post that left its amount out (the whole hold) is not "the same" as one asking
+    for 0 fen: 0 is an invalid amount, refused before the retry is compared (found by the
+    model-based test)."""
+    again = TransferRequest("post-2", flags=TransferFlags.POST_PENDING, pending_id="hold-2",
+                            amount=0, ledger=None)
+    result = world.ledger.post([again])[0]
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code == "amount_must_be_positive"

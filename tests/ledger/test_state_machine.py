@@ -201,7 +201,9 @@ class LedgerMachine(RuleBasedStateMachine):
             old = self.model.sent[tid]
             # Leaving the amount out means "the whole hold": the same request either way.
             full = self.model.holds[h].amount
-            same = replace(old, amount=old.amount or full) == replace(req, amount=amount or full)
+            # (Only None means that: 0 is an amount, and an invalid one.)
+            same = (replace(old, amount=full if old.amount is None else old.amount)
+                    == replace(req, amount=full if amount is None else amount))
             assert result.status == ("exists" if same else "failed"), result
             return
         applied = self.model.settle(h, post, amount if post else None, self.clock.now_us())
