@@ -17,6 +17,7 @@ from paycell.funding.cash_cli import agents_app, vouchers_app
 from paycell.funding.cli import funding_app
 from paycell.merchants.cli import merchants_app
 from paycell.notifications.cli import notifications_app
+from paycell.onsite.cli import onsite_app
 from paycell.operators.cli import operators_app
 from paycell.payments.cli import payments_app
 from paycell.subscribers.cli import sms_app, subscribers_app
@@ -36,6 +37,7 @@ app.add_typer(operators_app, name="operators")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(payments_app, name="payments")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(onsite_app, name="onsite")
 console = Console()
 
 

@@ -12,6 +12,7 @@ DEFAULT_DB_PATH = Path("var") / "paycell.db"
 DEV_OPERATOR_KEY = "dev-operator-key"
 DEV_SECRET_KEY = "dev-secret-key"
 DEV_VOUCHER_KEY = "dev-voucher-key"
+DEV_ISSUER_MK = "0123456789ABCDEFFEDCBA9876543210"  # development only
 
 
 class Settings(BaseSettings):
@@ -117,6 +118,23 @@ class Settings(BaseSettings):
     # The short code subscribers see texts from and reply to.
     sms_source_addr: str = "10690000"
 
+    # -- on-site payment (docs/onsite.md) --
+    # The issuer master key (16-byte double-length 3DES key, hex) from which each card's
+    # key is derived (EMV option A). Refused outside development while it is the default.
+    onsite_issuer_master_key: str = DEV_ISSUER_MK
+    # The seed's cap: at most 500 CNY a transaction, on-site.
+    onsite_max_txn_fen: int = 50_000
+    # Taps up to this amount need no PIN (小额免密); above it the terminal sends one.
+    onsite_no_pin_limit_fen: int = 30_000
+    # The deposit each POS terminal the operator deploys costs its merchant.
+    terminal_deposit_fen: int = 100_000
+    # The most an offline e-cash purse may hold (PBOC e-cash: 1,000 CNY at most).
+    ecash_purse_limit_fen: int = 100_000
+    # OTA: a job not confirmed within this long is sent again, at most this many times.
+    ota_retry_after_s: int = 300
+    ota_max_attempts: int = 3
+    onsite_job_interval_s: int = 15
+
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
         if self.environment != "development" and self.operator_api_key == DEV_OPERATOR_KEY:
@@ -130,6 +148,9 @@ class Settings(BaseSettings):
         if self.environment != "development" and self.voucher_secret_key == DEV_VOUCHER_KEY:
             raise ValueError("PAYCELL_VOUCHER_SECRET_KEY still has the development default; "
                              "set a secret of your own outside development")
+        if self.environment != "development" and self.onsite_issuer_master_key == DEV_ISSUER_MK:
+            raise ValueError("PAYCELL_ONSITE_ISSUER_MASTER_KEY still has the development "
+                             "default; set a key of your own outside development")
         return self
 
     @model_validator(mode="after")

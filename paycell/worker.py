@@ -135,6 +135,7 @@ def domain_jobs(ctx: Context) -> list[Job]:
     from paycell.funding.jobs import resolve_pending
     from paycell.funding.p2p import run_p2p_jobs
     from paycell.notifications.delivery import deliver_due
+    from paycell.onsite.jobs import run_onsite_jobs
     from paycell.payments.jobs import run_payment_jobs
 
     return [
@@ -147,6 +148,8 @@ def domain_jobs(ctx: Context) -> list[Job]:
             "closed or released {n} payment orders"),
         Job("notifications", ctx.settings.notify_job_interval_s, lambda: deliver_due(ctx),
             "made {n} notification delivery attempts"),
+        Job("onsite", ctx.settings.onsite_job_interval_s, lambda: run_onsite_jobs(ctx),
+            "sent {n} OTA jobs or cleared e-cash batches"),
     ]
 
 

@@ -23,6 +23,7 @@ from paycell.ledger import api as ledger_api
 from paycell.ledger.batcher import Batcher
 from paycell.merchants import api as merchants_api
 from paycell.notifications import api as notifications_api
+from paycell.onsite import cards_api, ecash_api, ota_api, terminals_api
 from paycell.operators import api as operators_api
 from paycell.payments import api as payments_api
 from paycell.subscribers import api as subscribers_api
@@ -92,7 +93,8 @@ def create_app(
     for router in cash_api.routers:
         app.include_router(router, prefix="/v1")
     app.include_router(funding_api.router, prefix="/v1")
-    for module in (operators_api, merchants_api, payments_api, notifications_api):
+    for module in (operators_api, merchants_api, payments_api, notifications_api,
+                   cards_api, terminals_api, ecash_api, ota_api):
         for router in module.routers:
             app.include_router(router, prefix="/v1")
     if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md

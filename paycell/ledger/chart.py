@@ -64,6 +64,12 @@ class TransferCode(IntEnum):
     ESCROW_CONFIRM = 4002
     ESCROW_REFUND = 4003
     BANK_CONFIRM = 5001  # the bank settled clearing into the custody reserve
+    POS_PURCHASE = 2101  # an online-authorised tap at a POS terminal
+    POS_REFUND = 2102
+    ECASH_LOAD = 2201  # wallet -> the card's offline e-cash purse (圈存)
+    ECASH_CLEAR = 2202  # an offline transit fare cleared: e-cash purse -> the operator
+    ECASH_UNLOAD = 2203
+    TERMINAL_DEPOSIT = 2301  # a merchant's POS terminal deposit
 
 
 FLAGS: dict[Code, AccountFlags] = {

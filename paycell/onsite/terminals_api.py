@@ -1,0 +1,7 @@
+"""HTTP routes of on-site payment: terminals (filled in by the on-site work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+routers: list[APIRouter] = []
