@@ -48,6 +48,10 @@ def handle_inbound(ctx: Context, msisdn: str, body: str) -> str:
     except InvalidMsisdnError:
         log.warning("text from an unusable number %r ignored", msisdn)
         return ""
+    if (body or "").startswith("OTAR1 "):  # a SIM's OTA proof-of-receipt: no reply
+        from paycell.onsite.ota import receive_por_sms
+
+        return receive_por_sms(ctx, sender, body)
     try:
         reply = _dispatch(ctx, sender, (body or "").strip())
     except PaycellError as exc:
