@@ -8,7 +8,8 @@ with the merchant's commission taken at once (a linked pair), P2P transfers, esc
 (posted, partly posted, voided, and one left for the worker to expire) and the banks'
 next-day confirmations. Every id is fixed, so loading again changes nothing; the traffic is
 planned in advance against simulated balances, so nothing fails. Then the funding features
-(``demo_wallets.py``) and merchant payments with their notifications (``demo_payments.py``).
+(``demo_wallets.py``), merchant payments with their notifications (``demo_payments.py``)
+and on-site payment: NFC SIM cards, POS terminals, a transit gate, OTA (``demo_onsite.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import Engine
 from paycell.clock import ManualClock, to_us
 from paycell.config import Settings
 from paycell.context import Context, build_context
+from paycell.demo_onsite import OnsiteDemo, load_onsite_demo, print_onsite_summary
 from paycell.demo_payments import PaymentDemo, load_payment_demo, print_payment_summary
 from paycell.demo_wallets import WalletDemo, load_wallet_demo, print_wallet_summary
 from paycell.ledger.chart import Code, TransferCode, open_account, system_account
@@ -94,6 +96,7 @@ class DemoResult:
     subscribers: dict[str, int] = field(default_factory=dict)  # msisdn -> subscriber id
     wallets: WalletDemo | None = None  # vouchers, the agent outlet, P2P
     payments: PaymentDemo | None = None  # merchants, payment orders, notifications
+    onsite: OnsiteDemo | None = None  # NFC cards, POS terminals, the transit gate, OTA
 
 
 def msisdns(n: int = 20) -> list[str]:
@@ -323,6 +326,7 @@ def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None
     clock.set(start + timedelta(days=DAYS - 1, hours=HOURS.stop, minutes=30))
     wallet_demo = load_wallet_demo(ctx, msisdns(), DEMO_PIN, out_dir)
     payment_demo = load_payment_demo(ctx, clock, start, msisdns(), DEMO_PIN, out_dir)
+    onsite_demo = load_onsite_demo(ctx, clock, start, msisdns(), DEMO_PIN, out_dir)
     ids = [*world.platform.values(), *world.merchants, *world.wallets.values()]
     accounts = ledger.accounts(ids)
     wallet_ids = set(world.wallets.values())
@@ -335,6 +339,7 @@ def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None
         subscribers=open_subscribers(ctx),
         wallets=wallet_demo,
         payments=payment_demo,
+        onsite=onsite_demo,
     )
 
 
@@ -360,6 +365,8 @@ def _print_summary(r: DemoResult, url: str) -> None:
         print_wallet_summary(console, r.wallets, numbers[0], DEMO_PIN)
     if r.payments is not None:
         print_payment_summary(console, r.payments)
+    if r.onsite is not None:
+        print_onsite_summary(console, r.onsite)
 
 
 @demo_app.command("load")

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from paycell.api.app import create_app
 from paycell.config import Settings
 from paycell.context import build_context
 from paycell.demo import DEMO_PIN, MERCHANTS, demo_start, load_demo, msisdns, open_world, plan
+from paycell.demo_onsite import KEYS_FILE as TERMINAL_KEYS_FILE
 from paycell.demo_payments import KEYS_FILE, ORDERS
 from paycell.demo_wallets import (
     AGENT_KEY_FILE,
@@ -47,6 +48,8 @@ WALLET_TRANSFERS = VOUCHERS_REDEEMED + 1 + len(CASH_INS) + 4
 # ... on 3 more accounts: voucher clearing, the agent's float, P2P claimable.
 WALLET_ACCOUNTS = 3
 PAYMENT_ACCOUNTS = 3  # the demo merchants' payables
+# 4 card purses, 3 terminal deposits (2 shops, the transit operator), its payable
+ONSITE_ACCOUNTS = 8
 
 
 def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -56,16 +59,19 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert report.ok, [c for c in report.checks if not c.ok]
     assert first.existing == 0
     assert first.payments is not None and first.payments.transfers_created > 15
+    assert first.onsite is not None and first.onsite.transfers_created > 15
     assert (first.created + WALLET_TRANSFERS + first.payments.transfers_created
-            == report.transfers)
+            + first.onsite.transfers_created == report.transfers)
     assert 250 <= report.transfers <= 500
     assert first.accounts == 7 + 6 + 20
-    assert report.accounts == first.accounts + WALLET_ACCOUNTS + PAYMENT_ACCOUNTS
+    assert report.accounts == (first.accounts + WALLET_ACCOUNTS + PAYMENT_ACCOUNTS
+                               + ONSITE_ACCOUNTS)
     files = {p.name: p.read_text() for p in tmp_path.iterdir()}
-    assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE, KEYS_FILE}
+    assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE, KEYS_FILE, TERMINAL_KEYS_FILE}
     assert first.wallets is not None and first.wallets.agent_key is not None
     assert files[AGENT_KEY_FILE].strip() == first.wallets.agent_key
     assert len(set(first.subscribers.values())) == 20
+    onsite_rows = _onsite_rows(engine)
     second = load_demo(engine)
     again = audit(engine)
     assert again.ok
@@ -84,12 +90,55 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == files
     assert (tmp_path / VOUCHER_CSV).stat().st_mode & 0o077 == 0
     assert (tmp_path / KEYS_FILE).stat().st_mode & 0o077 == 0
+    assert (tmp_path / TERMINAL_KEYS_FILE).stat().st_mode & 0o077 == 0
     # Merchant payments: the same orders and notifications, no new texts, no transfers.
     p, q = first.payments, second.payments
     assert q is not None and q.transfers_created == 0 and q.texts == []
     assert (q.orders, q.notifications, q.trade_nos) == (p.orders, p.notifications,
                                                          p.trade_nos)
     assert [k for _, k, _, _ in q.merchants] == [k for _, k, _, _ in p.merchants]
+    # On-site payment: the same cards, terminals, batches and jobs; no new rows.
+    o, n = first.onsite, second.onsite
+    assert n is not None and n.transfers_created == 0
+    assert (n.cards, n.terminals, n.batches, n.gate_batch, n.hot_list, n.ota_jobs) == (
+        o.cards, o.terminals, o.batches, o.gate_batch, o.hot_list, o.ota_jobs)
+    assert _onsite_rows(engine) == onsite_rows
+
+
+def _onsite_rows(engine: Engine) -> dict[str, int]:
+    from paycell.onsite import ecash, ota, terminal_tables
+    from paycell.onsite.cards import onsite_cards
+
+    tables = [onsite_cards, terminal_tables.terminals, terminal_tables.batches,
+              terminal_tables.authorisations, terminal_tables.pos_refunds, ecash.ecash_loads,
+              ecash.ecash_batches, ecash.ecash_records, ota.ota_jobs]
+    with engine.connect() as conn:
+        return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in tables}
+
+
+def test_on_site_payment_is_in_the_demo(engine: Engine, tmp_path: Path) -> None:
+    o = load_demo(engine, out_dir=tmp_path / "var").onsite
+    assert o is not None
+    assert [state for *_, state in o.cards] == ["active", "active", "active", "lost"]
+    assert len(o.terminals) == 3 and all(s == "active" for *_, s in o.terminals)
+    shop1, shop1b, box = o.batches
+    assert (shop1.state, shop1.balanced, shop1.approved_count, shop1.reversed_count) == (
+        "closed", True, 5, 1)
+    assert (shop1b.state, shop1b.balanced, shop1b.refunded_count) == ("closed", True, 1)
+    assert (box.state, box.approved_count, box.declined_count) == ("open", 2, 2)
+    assert o.gate_batch is not None and o.gate_batch[:2] == (6, 6) and o.gate_batch[3] > 0
+    assert sorted(e.reason for e in o.hot_list) == ["ecash_overspend", "lost"]
+    assert o.ota_jobs == {"confirmed": 9}  # install + personalise x 4, the lost card's lock
+    keys = (tmp_path / "var" / TERMINAL_KEYS_FILE).read_text()
+    assert all(tid in keys for tid, *_ in o.terminals)
+    with engine.connect() as conn:
+        from paycell.onsite.terminal_tables import authorisations
+
+        declined = set(conn.execute(select(authorisations.c.response_code).where(
+            authorisations.c.state == "declined")).scalars())
+    assert declined == {"61", "05"}
+    assert audit(engine).ok
 
 
 def test_the_funding_features_are_in_the_demo(engine: Engine, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from paycell.clock import Clock, SystemClock
@@ -31,6 +31,8 @@ def record_json(r: OfflineRecord) -> dict[str, Any]:
     doc["tc"] = r.tc.hex().upper()
     return doc
 
+CST = timezone(timedelta(hours=8), "CST")
+
 
 class GateSim:
     def __init__(self, terminal_id: str, fare_fen: int, *, key_hex: str | None = None,
@@ -47,7 +49,8 @@ class GateSim:
         return self.clock.now_us()
 
     def _date(self) -> str:
-        return datetime.fromtimestamp(self._now_us() / 1_000_000, UTC).strftime("%y%m%d")
+        # The local (China Standard Time) date, as the POS simulator and real gates use.
+        return datetime.fromtimestamp(self._now_us() / 1_000_000, CST).strftime("%y%m%d")
 
     def tap(self, card: CardSim, fare_fen: int | None = None) -> bool:
         """One passenger: refused if the card is hot-listed or its purse cannot pay (AAC),

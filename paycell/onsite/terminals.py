@@ -440,6 +440,12 @@ def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | N
     ``terminal_unknown``, ``terminal_mac_invalid``, ``terminal_timestamp_stale``,
     ``terminal_nonce_replayed``) / 403 ``terminal_not_active``. The nonce is remembered only
     for a message whose MAC is right."""
+    if not (terminal_id or timestamp or nonce or mac):
+        from paycell.api.auth import AuthenticationRequiredError
+
+        raise AuthenticationRequiredError("send the terminal's X-Terminal-Id, "
+                                          "X-Terminal-Timestamp, X-Terminal-Nonce and "
+                                          "X-Terminal-MAC")
     if not (terminal_id and timestamp and nonce and mac):
         raise TerminalAuthRequiredError(
             "send X-Terminal-Id, X-Terminal-Timestamp, X-Terminal-Nonce and X-Terminal-MAC")

@@ -98,6 +98,8 @@ def test_terminal_messages_need_the_right_mac(client, ctx) -> None:  # noqa: F81
         unknown.sign_on()
     assert exc.value.problem["code"] == "terminal_unknown"
     r = client.post("/v1/terminal/sign-on", json={})
+    assert r.status_code == 401 and r.json()["code"] == "authentication_required"
+    r = client.post("/v1/terminal/sign-on", json={}, headers={"X-Terminal-Id": "T1"})
     assert r.status_code == 401 and r.json()["code"] == "terminal_auth_required"
     # A MACed request replayed as is (same nonce) is refused; a changed body breaks the MAC.
     key = bytes.fromhex(reg.key_hex)
