@@ -22,7 +22,6 @@ leave the key store (the card simulators are personalised from it in memory).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -34,6 +33,7 @@ from sqlalchemy import select
 
 from paycell.clock import ManualClock
 from paycell.context import Context
+from paycell.demo_payments import write_private
 from paycell.ledger import TransferRequest, chart
 from paycell.merchants import service as merchants
 from paycell.merchants.demo import DEMO_MERCHANTS, seed_demo
@@ -323,15 +323,7 @@ def _write_keys(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
              "(docs/onsite.md, 'The terminal API and its MAC').",
              "# terminal_id  key  merchant  store"]
     lines += [" ".join(r) for r in rows]
-    text = "\n".join(lines) + "\n"
-    if path.exists() and path.read_text() == text and path.stat().st_mode & 0o077 == 0:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    return path
+    return write_private(path, "\n".join(lines) + "\n")
 
 
 def load_onsite_demo(ctx: Context, clock: ManualClock, start: datetime, numbers: list[str],

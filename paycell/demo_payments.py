@@ -310,15 +310,7 @@ def _write_keys(path: Path, keys: list[tuple[Merchant, str, str, str]]) -> Path:
              "# code     key_id  secret  webhook_secret  name"]
     lines += [f"{m.code} {key_id} {secret} {whsec} {m.name}"
               for m, key_id, secret, whsec in keys]
-    text = "\n".join(lines) + "\n"
-    if path.exists() and path.read_text() == text and path.stat().st_mode & 0o077 == 0:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    return path
+    return write_private(path, "\n".join(lines) + "\n")
 
 
 def print_payment_summary(console: Console, p: PaymentDemo) -> None:
@@ -349,3 +341,16 @@ def print_payment_summary(console: Console, p: PaymentDemo) -> None:
     if p.keys_file is not None:
         console.print(f"merchant API keys and webhook secrets: [bold]{p.keys_file}[/] "
                       "(README: Merchant payments)")
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by the owner only (mode 0600 from creation, never
+    wider); left alone when it already holds exactly that with such a mode."""
+    if path.exists() and path.read_text() == text and path.stat().st_mode & 0o077 == 0:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    return path
