@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from paycell.bench import docs as bench_docs
 from paycell.bench import ledger as lb
 from paycell.bench.pgbench import parse_output
 
@@ -20,7 +21,8 @@ RECORD_KEYS = {
 def test_ledger_bench_on_sqlite(tmp_path: Path) -> None:
     out = tmp_path / "results" / "ledger.json"
     docs = tmp_path / "benchmarks.md"
-    docs.write_text(f"# intro kept\n\n{lb.DOCS_START}\nold figures\n{lb.DOCS_END}\n\ntail kept\n")
+    start, end = bench_docs.DOCS_START, bench_docs.DOCS_END
+    docs.write_text(f"# intro kept\n\n{start}\nold figures\n{end}\n\ntail kept\n")
     report = lb.run(["sqlite"], concurrency=[1, 4], seconds=1, warmup=0.2, wallets=200,
                     pgbench=False, out=out, docs=docs, workdir=tmp_path)
 
@@ -46,13 +48,13 @@ def test_ledger_bench_on_sqlite(tmp_path: Path) -> None:
     text = docs.read_text()
     assert text.startswith("# intro kept") and text.rstrip().endswith("tail kept")
     assert "old figures" not in text
-    assert text.count(lb.DOCS_START) == 1 and "| sqlite | 4 |" in text
+    assert text.count(bench_docs.DOCS_START) == 1 and "| sqlite | 4 |" in text
 
 
 def test_docs_created_with_intro(tmp_path: Path) -> None:
     docs = tmp_path / "docs" / "benchmarks.md"
-    lb.update_docs(docs, "first")
-    lb.update_docs(docs, "second")
+    bench_docs.update_docs(docs, "first")
+    bench_docs.update_docs(docs, "second")
     text = docs.read_text()
     assert text.startswith("# Benchmarks") and "make bench" in text
     assert "second" in text and "first" not in text

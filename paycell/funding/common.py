@@ -7,7 +7,8 @@ import base64
 import binascii
 import hashlib
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, and_, or_, select
 
@@ -16,6 +17,8 @@ from paycell.funding.cash_common import locking
 from paycell.funding.errors import CursorInvalidError
 from paycell.ledger import chart
 from paycell.ledger.store import Account
+
+R = TypeVar("R")
 
 
 class AlreadyResolvedError(Exception):
@@ -65,3 +68,20 @@ def page_filter(table: Table, kind: str, cursor: str | None) -> Any:
                                  "start again without a cursor")
     at, record = int(parts[1]), parts[2]
     return or_(table.c.created_at < at, and_(table.c.created_at == at, table.c.id < record))
+
+
+def subscriber_page(ctx: Context, table: Table, kind: str, subscriber_id: int,
+                    cursor: str | None, limit: int, to_record: Callable[[Any], R],
+                    ) -> tuple[list[R], str | None]:
+    """One page of the subscriber's rows of ``table`` (top-ups, withdrawals), newest first,
+    and the cursor of the next page (None on the last)."""
+    stmt = (select(table).where(table.c.subscriber_id == subscriber_id,
+                                page_filter(table, kind, cursor))
+            .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1))
+    with ctx.engine.connect() as conn:
+        rows = [to_record(r) for r in conn.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last: Any = rows[-1] if more else None
+    return rows, encode_cursor(kind, last.created_at, last.id) if more else None
+

@@ -31,10 +31,9 @@ from paycell.funding.cash_common import AlreadyAppliedError, insert_ignore, post
 from paycell.funding.common import (
     AlreadyResolvedError,
     clearing_account,
-    encode_cursor,
     lock_pending,
-    page_filter,
     record_id,
+    subscriber_page,
 )
 from paycell.funding.errors import (
     CarrierUnavailableError,
@@ -101,14 +100,7 @@ def get_topup(ctx: Context, subscriber_id: int, topup_id: str) -> Topup:
 def list_topups(ctx: Context, subscriber_id: int, *, cursor: str | None = None,
                 limit: int = 20) -> tuple[list[Topup], str | None]:
     """The subscriber's top-ups, newest first, and the cursor of the next page."""
-    stmt = (select(topups).where(topups.c.subscriber_id == subscriber_id,
-                                 page_filter(topups, "topups", cursor))
-            .order_by(topups.c.created_at.desc(), topups.c.id.desc()).limit(limit + 1))
-    with ctx.engine.connect() as conn:
-        rows = [_topup(r) for r in conn.execute(stmt)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor("topups", rows[-1].created_at, rows[-1].id) if more else None
+    return subscriber_page(ctx, topups, "topups", subscriber_id, cursor, limit, _topup)
 
 
 # -- start ---------------------------------------------------------------------------------

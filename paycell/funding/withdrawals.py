@@ -28,10 +28,9 @@ from paycell.funding.cash_common import AlreadyAppliedError, post_recorded
 from paycell.funding.common import (
     AlreadyResolvedError,
     clearing_account,
-    encode_cursor,
     lock_pending,
-    page_filter,
     record_id,
+    subscriber_page,
 )
 from paycell.funding.errors import InsufficientBalanceError, WithdrawalNotFoundError
 from paycell.funding.fees import FeeRule, withdrawal_fee
@@ -91,15 +90,8 @@ def get_withdrawal(ctx: Context, subscriber_id: int, withdrawal_id: str) -> With
 def list_withdrawals(ctx: Context, subscriber_id: int, *, cursor: str | None = None,
                      limit: int = 20) -> tuple[list[Withdrawal], str | None]:
     """The subscriber's withdrawals (close payouts included), newest first."""
-    w = withdrawals
-    stmt = (select(w).where(w.c.subscriber_id == subscriber_id,
-                            page_filter(w, "withdrawals", cursor))
-            .order_by(w.c.created_at.desc(), w.c.id.desc()).limit(limit + 1))
-    with ctx.engine.connect() as conn:
-        rows = [_withdrawal(r) for r in conn.execute(stmt)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor("withdrawals", rows[-1].created_at, rows[-1].id) if more else None
+    return subscriber_page(ctx, withdrawals, "withdrawals", subscriber_id, cursor, limit,
+                           _withdrawal)
 
 
 def _insert(ctx: Context, conn: Connection, **values: Any) -> None:

@@ -5,6 +5,7 @@ the subscribers' services, and an audit of the ledger after every test."""
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from paycell.api.app import create_app
 from paycell.clock import ManualClock
 from paycell.config import Settings
 from paycell.context import Context
+from paycell.gateways.sms import RecordingSms
 from paycell.ledger import TransferRequest
 from paycell.ledger.audit import audit
 from paycell.ledger.chart import Code, TransferCode, system_account
@@ -83,3 +85,12 @@ def fund(ctx: Context, sub: Subscriber, amount_fen: int) -> None:
 
 def balance(ctx: Context, sub: Subscriber) -> int:
     return ctx.ledger.account(sub.wallet_account_id).balance
+
+
+def last_code(ctx: Context, number: str) -> str:
+    """The six-digit code in the newest text to ``number``."""
+    text = RecordingSms(ctx.engine, ctx.clock).last_to(number)
+    assert text is not None, f"no SMS to {number}"
+    found = re.search(r"\b(\d{6})\b", text)
+    assert found, text
+    return found.group(1)

@@ -9,9 +9,6 @@ ledger must pass ``paycell audit``.
 
 from __future__ import annotations
 
-import itertools
-import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +16,22 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from cash_helpers import (  # type: ignore[import-not-found]
+    API_KEY,
+    OPERATOR,
+    PIN,
+    balance,
+    client,
+    ctx,
+    fund,
+    idem,
+    last_code,
+    msisdn,
+    wallet,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from paycell.api.app import create_app
 from paycell.clock import ManualClock
 from paycell.config import Settings
 from paycell.context import Context
@@ -30,18 +39,12 @@ from paycell.gateways.bank_sim import TEST_CARDS, BankSimulator
 from paycell.gateways.carrier_sim import CarrierSimulator
 from paycell.gateways.simkit import SimServer
 from paycell.gateways.sms import RecordingSms
-from paycell.ledger import TransferRequest
-from paycell.ledger.audit import audit
-from paycell.ledger.chart import Code, TransferCode, system_account
-from paycell.subscribers.service import Subscriber, open_account
-from paycell.subscribers.tokens import login
+from paycell.subscribers.service import Subscriber
 
-API_KEY = "test-operator-key"
-PIN = "730419"
-OPERATOR = {"X-API-Key": API_KEY}
 GATEWAY_TIMEOUT_S = 2.0  # a "timeout" test waits this long; a loaded CI machine must never
 # need this long for a normal answer (0.5 s was exceeded under -n 2 load: flaky tests)
-_n = itertools.count(1)
+__all__ = ["API_KEY", "OPERATOR", "PIN", "balance", "client", "ctx", "fund", "idem",
+           "last_code", "msisdn", "wallet"]
 
 CARDS = {behaviour: pan for pan, (behaviour, _, _) in TEST_CARDS.items()
          if behaviour != "approve"}
@@ -114,57 +117,6 @@ def settings(db_url: str, sims: Sims) -> Settings:
                     operator_api_key=API_KEY, access_token_ttl_s=90 * 86_400,
                     simulators=False, bank_url=sims.bank_url, carrier_url=sims.carrier_url,
                     gateway_timeout_s=GATEWAY_TIMEOUT_S)
-
-
-@pytest.fixture
-def client(settings: Settings, engine: Engine, clock: ManualClock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, engine=engine, clock=clock)) as c:
-        yield c
-    report = audit(engine)
-    assert report.ok, [c.detail for c in report.checks if not c.ok]
-
-
-@pytest.fixture
-def ctx(client: TestClient) -> Context:
-    """The app's own context: the same clock, ledger, SMS and gateways."""
-    c: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    return c
-
-
-def idem(**more: str) -> dict[str, str]:
-    return {"Idempotency-Key": str(uuid.uuid4()), **more}
-
-
-def msisdn() -> str:
-    return f"+86139{next(_n) + 10_000_000:08d}"[:14]
-
-
-def wallet(ctx: Context, number: str | None = None, pin: str = PIN,
-           **kw: Any) -> tuple[Subscriber, dict[str, str]]:
-    """Open a wallet and log in: the subscriber and its Authorization header."""
-    sub = open_account(ctx, number or msisdn(), pin, **kw)
-    tokens, _ = login(ctx, sub.msisdn, pin, str(uuid.uuid4()))
-    return sub, {"Authorization": f"Bearer {tokens.access_token}"}
-
-
-def fund(ctx: Context, sub: Subscriber, amount_fen: int) -> None:
-    """Credit the wallet from a test bank's clearing account (no guards)."""
-    source = system_account(ctx.ledger, Code.BANK_CLEARING, "testbank")
-    ctx.ledger.post_one(TransferRequest(f"test:fund:{uuid.uuid4()}", source.id,
-                                        sub.wallet_account_id, amount_fen,
-                                        code=TransferCode.TOPUP_BANK, ref="test funding"))
-
-
-def balance(ctx: Context, sub: Subscriber) -> int:
-    return ctx.ledger.account(sub.wallet_account_id).balance
-
-
-def last_code(ctx: Context, number: str) -> str:
-    text = RecordingSms(ctx.engine, ctx.clock).last_to(number)
-    assert text is not None, f"no SMS to {number}"
-    found = re.search(r"\b(\d{6})\b", text)
-    assert found, text
-    return found.group(1)
 
 
 def bind_card(client: TestClient, ctx: Context, sub: Subscriber, auth: dict[str, str],

@@ -6,6 +6,7 @@ and the close payout to the default card."""
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -46,7 +47,7 @@ RULE = FeeRule(rate_bp=10, min_fen=100, max_fen=2_500)
 def test_the_fee_is_whole_fen_within_bounds(amount: int) -> None:
     fee = withdrawal_fee(amount, RULE)
     assert isinstance(fee, int) and RULE.min_fen <= fee <= RULE.max_fen
-    exact = amount * RULE.rate_bp / 10_000  # only to compare with: money never uses float
+    exact = Fraction(amount * RULE.rate_bp, 10_000)  # the exact fee, for comparison
     if RULE.min_fen < fee < RULE.max_fen:
         assert abs(fee - exact) <= 0.5
 

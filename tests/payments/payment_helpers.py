@@ -3,7 +3,6 @@ audit after each test), an onboarded merchant that signs its requests, and short
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cash_helpers import (  # type: ignore[import-not-found]
@@ -11,13 +10,13 @@ from cash_helpers import (  # type: ignore[import-not-found]
     PIN,
     fund,
     idem,
+    last_code,
     msisdn,
     wallet,
 )
 from fastapi.testclient import TestClient
 
 from paycell.context import Context
-from paycell.gateways.sms import RecordingSms
 from paycell.merchants.model import OnboardedMerchant
 from paycell.merchants.signing import MerchantAuth
 
@@ -35,15 +34,6 @@ def order_body(payer: str, n: int = 1, **over: Any) -> dict[str, Any]:
 def create(client: TestClient, ctx: Context, m: OnboardedMerchant, body: dict[str, Any]
            ) -> Any:
     return client.post("/v1/payments", json=body, auth=signed(ctx, m))
-
-
-def last_code(ctx: Context, number: str) -> str:
-    """The six-digit code in the newest text to ``number``."""
-    assert isinstance(ctx.sms, RecordingSms)
-    text = ctx.sms.last_to(number) or ""
-    found = re.search(r"\b(\d{6})\b", text)
-    assert found, text
-    return found.group(1)
 
 
 def balance(ctx: Context, account_id: int) -> int:
