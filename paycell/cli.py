@@ -19,7 +19,10 @@ from paycell.merchants.cli import merchants_app
 from paycell.notifications.cli import notifications_app
 from paycell.onsite.cli import onsite_app
 from paycell.operators.cli import operators_app
+from paycell.partners.cli import partners_app
 from paycell.payments.cli import payments_app
+from paycell.reconciliation.cli import reconcile_app
+from paycell.settlement.cli import settle_app
 from paycell.subscribers.cli import sms_app, subscribers_app
 
 app = typer.Typer(help="paycell: a mobile payment platform on one double-entry ledger.",
@@ -38,6 +41,9 @@ app.add_typer(merchants_app, name="merchants")
 app.add_typer(payments_app, name="payments")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(onsite_app, name="onsite")
+app.add_typer(settle_app, name="settle")
+app.add_typer(partners_app, name="partners")
+app.add_typer(reconcile_app, name="reconcile")
 console = Console()
 
 

@@ -134,6 +134,29 @@ class Settings(BaseSettings):
     ota_retry_after_s: int = 300
     ota_max_attempts: int = 3
     onsite_job_interval_s: int = 15
+    # -- clearing, settlement, partners, reconciliation (docs/settlement.md, docs/partners.md,
+    # docs/reconciliation.md) --
+    # A business date D (China Standard Time) covers [D-1 cut-off, D cut-off): "00:00" means
+    # the calendar day. The cut-off is local CST time, HH:MM.
+    clearing_cutoff: str = "00:00"
+    # Clearing for a date runs this long after its cut-off at the earliest (late commits).
+    clearing_grace_s: int = 300
+    # The bank that holds the custody reserve and sends settlement payouts.
+    settlement_bank: str = "icbc"
+    # Card-funded payments: the merchant fee split issuer/acquirer/network, in percent.
+    card_fee_split: str = "70/20/10"
+    card_network: str = "unionpay"
+    # Channel partners: a merchant earns its partner the expansion fee once it has been
+    # active this many days with at least this many transactions.
+    partner_expansion_days: int = 90
+    partner_expansion_min_txns: int = 30
+    # POS maintenance paid to the partner, per terminal per month (55 CNY).
+    pos_maintenance_fen: int = 5_500
+    # Where settlement, partner and reconciliation reports and files are written.
+    reports_dir: str = "var/reports"
+    # Reconciliation: a statement line matches our record within this many days.
+    recon_date_window_days: int = 2
+    settlement_job_interval_s: int = 60
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

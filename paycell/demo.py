@@ -29,7 +29,10 @@ from paycell.clock import ManualClock, to_us
 from paycell.config import Settings
 from paycell.context import Context, build_context
 from paycell.demo_onsite import OnsiteDemo, load_onsite_demo, print_onsite_summary
+from paycell.demo_partners import PartnersDemo, load_partners_demo, print_partners_summary
 from paycell.demo_payments import PaymentDemo, load_payment_demo, print_payment_summary
+from paycell.demo_recon import ReconDemo, load_recon_demo, print_recon_summary
+from paycell.demo_settlement import SettlementDemo, load_settlement_demo, print_settlement_summary
 from paycell.demo_wallets import WalletDemo, load_wallet_demo, print_wallet_summary
 from paycell.ledger.chart import Code, TransferCode, open_account, system_account
 from paycell.ledger.model import TransferFlags as F
@@ -97,6 +100,9 @@ class DemoResult:
     wallets: WalletDemo | None = None  # vouchers, the agent outlet, P2P
     payments: PaymentDemo | None = None  # merchants, payment orders, notifications
     onsite: OnsiteDemo | None = None  # NFC cards, POS terminals, the transit gate, OTA
+    partners: PartnersDemo | None = None  # channel partners and their fees
+    settlement: SettlementDemo | None = None  # commission rules, clearing, payouts
+    recon: ReconDemo | None = None  # statements reconciled
 
 
 def msisdns(n: int = 20) -> list[str]:
@@ -327,6 +333,11 @@ def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None
     wallet_demo = load_wallet_demo(ctx, msisdns(), DEMO_PIN, out_dir)
     payment_demo = load_payment_demo(ctx, clock, start, msisdns(), DEMO_PIN, out_dir)
     onsite_demo = load_onsite_demo(ctx, clock, start, msisdns(), DEMO_PIN, out_dir)
+    # Finance after the traffic: partners' fees, then clearing and payouts of the demo
+    # days, then the partners' statement files reconciled against all of it.
+    partners_demo = load_partners_demo(ctx, clock, start, out_dir)
+    settlement_demo = load_settlement_demo(ctx, clock, start, out_dir)
+    recon_demo = load_recon_demo(ctx, clock, start, out_dir)
     ids = [*world.platform.values(), *world.merchants, *world.wallets.values()]
     accounts = ledger.accounts(ids)
     wallet_ids = set(world.wallets.values())
@@ -340,6 +351,9 @@ def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None
         wallets=wallet_demo,
         payments=payment_demo,
         onsite=onsite_demo,
+        partners=partners_demo,
+        settlement=settlement_demo,
+        recon=recon_demo,
     )
 
 
@@ -367,6 +381,12 @@ def _print_summary(r: DemoResult, url: str) -> None:
         print_payment_summary(console, r.payments)
     if r.onsite is not None:
         print_onsite_summary(console, r.onsite)
+    if r.partners is not None:
+        print_partners_summary(console, r.partners)
+    if r.settlement is not None:
+        print_settlement_summary(console, r.settlement)
+    if r.recon is not None:
+        print_recon_summary(console, r.recon)
 
 
 @demo_app.command("load")

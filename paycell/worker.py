@@ -136,7 +136,10 @@ def domain_jobs(ctx: Context) -> list[Job]:
     from paycell.funding.p2p import run_p2p_jobs
     from paycell.notifications.delivery import deliver_due
     from paycell.onsite.jobs import run_onsite_jobs
+    from paycell.partners.jobs import run_partners_jobs
     from paycell.payments.jobs import run_payment_jobs
+    from paycell.reconciliation.jobs import run_reconciliation_jobs
+    from paycell.settlement.jobs import run_settlement_jobs
 
     return [
         Job("p2p", ctx.settings.p2p_job_interval_s, lambda: run_p2p_jobs(ctx),
@@ -150,6 +153,12 @@ def domain_jobs(ctx: Context) -> list[Job]:
             "made {n} notification delivery attempts"),
         Job("onsite", ctx.settings.onsite_job_interval_s, lambda: run_onsite_jobs(ctx),
             "sent {n} OTA jobs or cleared e-cash batches"),
+        Job("settlement", ctx.settings.settlement_job_interval_s,
+            lambda: run_settlement_jobs(ctx), "cleared or settled {n} business days"),
+        Job("partners", ctx.settings.settlement_job_interval_s,
+            lambda: run_partners_jobs(ctx), "made {n} partner fees payable"),
+        Job("reconciliation", ctx.settings.settlement_job_interval_s,
+            lambda: run_reconciliation_jobs(ctx), "did {n} reconciliation steps"),
     ]
 
 

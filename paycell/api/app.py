@@ -25,7 +25,10 @@ from paycell.merchants import api as merchants_api
 from paycell.notifications import api as notifications_api
 from paycell.onsite import cards_api, ecash_api, ota_api, terminals_api
 from paycell.operators import api as operators_api
+from paycell.partners import api as partners_api
 from paycell.payments import api as payments_api
+from paycell.reconciliation import api as reconciliation_api
+from paycell.settlement import api as settlement_api
 from paycell.subscribers import api as subscribers_api
 from paycell.worker import Worker
 
@@ -94,7 +97,8 @@ def create_app(
         app.include_router(router, prefix="/v1")
     app.include_router(funding_api.router, prefix="/v1")
     for module in (operators_api, merchants_api, payments_api, notifications_api,
-                   cards_api, terminals_api, ecash_api, ota_api):
+                   cards_api, terminals_api, ecash_api, ota_api, settlement_api, partners_api,
+                   reconciliation_api):
         for router in module.routers:
             app.include_router(router, prefix="/v1")
     if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md

@@ -174,3 +174,35 @@ def ledger_cmd(
         console.print(f"[red bold]{failures} failed payments[/]" if failures
                       else "[red bold]inconsistent ledger[/]")
         raise typer.Exit(1)
+
+
+def _databases(db: str) -> list[str]:
+    databases = _split(db)
+    bad = [d for d in databases if d not in DATABASES]
+    if not databases or bad:
+        raise typer.BadParameter(f"--db takes {', '.join(DATABASES)}; got {db!r}")
+    return databases
+
+
+@bench_app.command("clearing")
+def clearing_cmd(
+    db: str = typer.Option("sqlite,postgresql", "--db", help="comma-separated: sqlite, postgresql"),
+    rows: int = typer.Option(1_000_000, "--rows", min=1, help="transactions in the business day"),
+    out: Path = typer.Option(Path("bench/results/clearing.json"), "--out"),
+) -> None:
+    """Clearing one business day of --rows transactions: seconds and peak memory."""
+    from paycell.bench import clearing
+
+    clearing.main(_databases(db), rows=rows, out=out, console=console)
+
+
+@bench_app.command("recon")
+def recon_cmd(
+    db: str = typer.Option("sqlite,postgresql", "--db", help="comma-separated: sqlite, postgresql"),
+    rows: int = typer.Option(1_000_000, "--rows", min=1, help="lines in the statement file"),
+    out: Path = typer.Option(Path("bench/results/recon.json"), "--out"),
+) -> None:
+    """Reconciling a statement file of --rows lines: seconds and peak memory."""
+    from paycell.bench import recon
+
+    recon.main(_databases(db), rows=rows, out=out, console=console)

@@ -30,6 +30,7 @@ class Code(IntEnum):
     MERCHANT_DEPOSIT = 220  # terminal deposits held for merchants
     UNCLAIMED = 240  # balances of closed wallets held for collection
     AGENT_FLOAT = 230  # an agent outlet's prepaid e-float, spent on cash-in
+    FEE_SHARE_PAYABLE = 250  # card-fee shares owed to card issuers and the card network
     # assets
     CUSTODY_RESERVE = 300  # the reserve bank account backing wallet balances
     BANK_CLEARING = 310  # per bank: money in flight to or from it
@@ -70,6 +71,20 @@ class TransferCode(IntEnum):
     ECASH_CLEAR = 2202  # an offline transit fare cleared: e-cash purse -> the operator
     ECASH_UNLOAD = 2203
     TERMINAL_DEPOSIT = 2301  # a merchant's POS terminal deposit
+    # clearing and settlement (docs/settlement.md)
+    CLEARING_COMMISSION = 6001  # a business day's commission: merchant payable -> revenue
+    COMMISSION_RETURN = 6002  # commission given back on refunds: revenue -> merchant payable
+    DEDUCTION = 6003  # an operator's deduction from a merchant's settlement
+    CARD_FEE_SHARE = 6004  # the issuer's and the network's shares of a card-funded fee
+    PAYOUT = 6101  # a settlement payout sent to the bank: payable -> bank clearing
+    PAYOUT_CONFIRM = 6102  # the bank paid it: bank clearing -> custody reserve
+    PAYOUT_RETURN = 6103  # the bank returned it: bank clearing -> payable
+    # channel partners (docs/partners.md)
+    PARTNER_EXPANSION_FEE = 6201  # merchant-expansion fee: channel expense -> partner payable
+    PARTNER_MAINTENANCE = 6202  # POS maintenance fee, per terminal per month
+    # reconciliation (docs/reconciliation.md)
+    RECON_SUSPENSE = 6301  # a statement difference parked in suspense
+    SUSPENSE_RESOLVE = 6302  # an operator's resolution of a suspense item
 
 
 FLAGS: dict[Code, AccountFlags] = {
@@ -80,6 +95,7 @@ FLAGS: dict[Code, AccountFlags] = {
     Code.MERCHANT_DEPOSIT: LIABILITY,
     Code.AGENT_FLOAT: LIABILITY,
     Code.UNCLAIMED: LIABILITY,
+    Code.FEE_SHARE_PAYABLE: LIABILITY,
     Code.CUSTODY_RESERVE: FLOOR_ASSET,
 }
 

@@ -1,0 +1,1 @@
+"""Channel partners: merchant-expansion and POS maintenance fees: docs/partners.md."""

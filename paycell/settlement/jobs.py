@@ -1,0 +1,10 @@
+"""The worker's settlement job."""
+
+from __future__ import annotations
+
+from paycell.context import Context
+
+
+def run_settlement_jobs(ctx: Context) -> int:
+    """What the worker runs every ``settlement_job_interval_s``; returns how much it did."""
+    return 0
