@@ -132,6 +132,50 @@ def serve(
 
 
 @app.command()
+def chaos(
+    seconds: float = typer.Option(600.0, min=5.0, help="seconds of traffic under faults"),
+    wallets: int = typer.Option(16, min=2), clients: int = typer.Option(6, min=1),
+    workers: int = typer.Option(2, min=1, help="API worker processes"),
+    faults: bool = typer.Option(True, "--faults/--no-faults"),
+    seed: int | None = typer.Option(None, help="random seed, to replay a schedule"),
+    out: str = typer.Option("bench/results/chaos.json", help="where to write the figures"),
+) -> None:
+    """The bank test: P2P transfers over HTTP while the API and PostgreSQL are killed;
+    exit 1 on any violation (docs/reliability.md)."""
+    from pathlib import Path
+
+    from paycell.devtools.chaos import run, write_json
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def say(text: str) -> None:
+            bar.update(task, description=text)
+            console.print(f"[dim]· {text}[/]")
+
+        report = run(seconds, wallets=wallets, clients=clients, workers=workers,
+                     faults=faults, seed=seed, progress=say)
+    table = Table(title="bank test with faults")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, n in [*(("operations " + k, v) for k, v in sorted(report.ops.items())),
+                    ("unknown that landed", report.unknown_landed),
+                    ("retries", report.retries), ("snapshots", report.snapshots),
+                    *(("fault " + k, v) for k, v in sorted(report.faults.items())),
+                    ("P2P transfers in the ledger", report.transfers_in_ledger),
+                    ("violations", len(report.violations))]:
+        table.add_row(name, str(n))
+    console.print(table)
+    for v in report.violations[:20]:
+        console.print(f"[red]{v}[/]")
+    console.print("audit: " + ("[green]clean[/]" if report.audit_ok else "[red]FAILED[/]"))
+    write_json(report, Path(out))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def worker() -> None:
     """Run the background jobs (hold expiry, ...) as their own process."""
     from paycell.worker import run_forever

@@ -39,7 +39,7 @@ from paycell.api.errors import problem, status_for
 from paycell.clock import Clock
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
 
-STALE_AFTER_S = 60
+STALE_AFTER_S = 30  # longer than any request runs (the bank and carrier time out at 10 s)
 MAX_KEY_LEN = 255
 
 metadata = MetaData()

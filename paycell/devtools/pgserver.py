@@ -273,6 +273,17 @@ class ThrowawayPostgres(PostgresAdmin):
         self.base_dir = None
         self.port = 0
 
+    def crash(self) -> None:
+        """Stop the server the way a power cut would look to it: ``pg_ctl stop -m
+        immediate`` (no checkpoint; the next start replays the WAL)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        """Start the stopped server again on the same port and data directory."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
+                  "-w", "-t", str(int(START_TIMEOUT_S)), "start")
+        self._wait_until_ready()
+
     def __enter__(self) -> Self:
         return self.start()
 

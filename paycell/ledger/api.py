@@ -25,9 +25,11 @@ from paycell.ledger.schemas import (
     AccountList,
     AccountOut,
     AuditReportOut,
+    BalanceSnapshotOut,
     HoldOut,
     TransferOut,
     TransferPage,
+    code_name,
 )
 from paycell.ledger.store import Ledger
 
@@ -83,6 +85,25 @@ def find_accounts(
         return AccountList(items=[AccountOut.of(ledger.account_by_name(name))])
     except e.AccountNotFoundError:
         return AccountList(items=[])
+
+
+@router.get("/balances", response_model=BalanceSnapshotOut,
+            summary="All balances of one account type, in one snapshot")
+def balance_snapshot(
+    ledger: LedgerDep,
+    code: Annotated[int, Query(ge=0, le=2**31 - 1, description="account code, e.g. 100")],
+    currency: Annotated[str, Query(pattern="^[A-Z]{3}$")] = "CNY",
+    with_accounts: Annotated[bool, Query(description="list each account's balance")] = False,
+) -> BalanceSnapshotOut:
+    """The total of every account of a type (e.g. 100: all wallets), read in one consistent
+    snapshot: what the wallets hold together at one instant, never half of a transfer."""
+    rows = ledger.accounts_by_code(code, currency)
+    balances = [a.balance for a in rows]
+    return BalanceSnapshotOut(
+        code=code, code_name=code_name(code), currency=currency, accounts=len(rows),
+        total_fen=sum(balances), negative=sum(b < 0 for b in balances),
+        min_balance_fen=min(balances, default=None),
+        balances={str(a.id): a.balance for a in rows} if with_accounts else {})
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut,

@@ -129,3 +129,15 @@ class AuditReportOut(BaseModel):
         return cls(ok=r.ok, accounts=r.accounts, transfers=r.transfers,
                    checks=[AuditCheckOut(name=c.name, ok=c.ok, detail=c.detail,
                                          problems=list(c.problems)) for c in r.checks])
+
+
+class BalanceSnapshotOut(BaseModel):
+    code: int
+    code_name: str | None
+    currency: str
+    accounts: int = Field(description="how many accounts of this type exist")
+    total_fen: int = Field(description="the sum of their posted balances, in one snapshot")
+    negative: int = Field(description="how many have a negative posted balance")
+    min_balance_fen: int | None
+    balances: dict[str, int] = Field(
+        description="account id -> posted balance (fen), when `with_accounts` is set")

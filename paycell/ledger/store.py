@@ -196,6 +196,19 @@ class Ledger:
         result: dict[int, Account] = self._read(read)
         return result
 
+    def accounts_by_code(self, code: int, currency: str = "CNY") -> list[Account]:
+        """Every account of a type, read in one statement: one consistent snapshot of their
+        counters (a single SELECT sees one committed state on both databases)."""
+
+        def read(c: Connection) -> list[Account]:
+            rows = c.execute(select(accounts).where(accounts.c.code == code,
+                                                    accounts.c.ledger == currency)
+                             .order_by(accounts.c.id))
+            return [_row_to_account(r) for r in rows]
+
+        result: list[Account] = self._read(read)
+        return result
+
     def close_account(self, account_id: int) -> Account:
         """Close an account: no new transfer may touch it. Refused while holds are pending."""
 

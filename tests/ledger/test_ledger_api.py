@@ -204,3 +204,21 @@ def test_audit_endpoint_reports_a_clean_ledger(world: World) -> None:
     assert len(report["checks"]) >= 5
     assert all(c["ok"] and c["problems"] == [] for c in report["checks"])
     assert {"name", "ok", "detail", "problems"} == set(report["checks"][0])
+
+
+def test_balances_of_one_account_type_come_in_one_snapshot(world: World) -> None:
+    w = world
+    other = open_account(w.ledger, "wallet:test:+8613800000002", Code.WALLET).id
+    w.ledger.post([TransferRequest("fund-1", w.bank, w.wallet, 10_000),
+                   TransferRequest("fund-2", w.bank, other, 5_000)])
+    w.ledger.post_one(TransferRequest("p2p-1", w.wallet, other, 1_234))
+    snap = get(w, "/v1/ledger/balances", code=int(Code.WALLET), with_accounts=True)
+    assert (snap["accounts"], snap["total_fen"], snap["negative"]) == (2, 15_000, 0)
+    assert snap["code_name"] == "wallet" and snap["min_balance_fen"] == 6_234
+    assert snap["balances"] == {str(w.wallet): 8_766, str(other): 6_234}
+    assert get(w, "/v1/ledger/balances", code=int(Code.WALLET))["balances"] == {}
+    bank = get(w, "/v1/ledger/balances", code=int(Code.BANK_CLEARING))
+    assert bank["total_fen"] == 15_000  # debit-normal: what the bank owes us
+    assert w.client.get("/v1/ledger/balances", params={"code": 100}).status_code == 401
+    bad = w.client.get("/v1/ledger/balances", params={"code": -1}, headers=AUTH)
+    assert bad.status_code == 422

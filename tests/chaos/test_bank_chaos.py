@@ -1,0 +1,25 @@
+"""The bank test with faults, short version (``make chaos`` runs the long one).
+
+Real processes: a durable throwaway PostgreSQL, the API under uvicorn with two workers, HTTP
+clients on loopback. The fault thread SIGKILLs the API and crashes PostgreSQL at random; the
+checks are the ones ``paycell chaos`` prints (see paycell/devtools/chaos.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paycell.devtools.chaos import run
+
+
+def test_transfers_survive_killed_servers_and_a_crashed_database(tmp_path: Path) -> None:
+    report = run(50.0, wallets=12, clients=4, fault_every=(3.0, 7.0), seed=7,
+                 workdir=tmp_path)
+    assert report.violations == []
+    assert report.audit_ok
+    assert sum(report.faults.values()) >= 4, report.faults
+    assert report.faults.get("crash_postgres", 0) >= 1 and report.faults.get("kill_api", 0) >= 1
+    assert report.ops.get("ok", 0) >= 20, report.ops
+    assert report.snapshots >= 20
+    # Every transfer the ledger holds was sent by a client: acknowledged, or unknown to it.
+    assert report.transfers_in_ledger == report.ops["ok"] + report.unknown_landed
