@@ -1,7 +1,179 @@
-"""HTTP API of paycell.settlement (mounted under /v1 by paycell.api.app)."""
+"""HTTP API of paycell.settlement (mounted under /v1 by paycell.api.app).
+
+Operators (``X-API-Key``), ``/v1/operator/settlement/...``: clear a business date and read
+its figures, propose commission rules and deductions (maker-checker: approved with
+``POST /v1/approvals/{id}/approve`` by another operator), make a date's payout batch, import
+the bank's result file (the CSV as the request body), list and clear payout holds.
+Merchants (signed requests), ``/v1/merchant/settlements``: their own cleared days only.
+Clearing, batches and result imports are idempotent by their business keys.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import os
+import tempfile
+from pathlib import Path as FsPath
+from typing import Annotated, Any
 
-routers: list[APIRouter] = []
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from paycell.api.auth import require_operator
+from paycell.api.deps import get_context
+from paycell.api.errors import problem_responses
+from paycell.context import Context
+from paycell.merchants.auth import current_merchant
+from paycell.merchants.model import Merchant
+from paycell.operators.model import Operator
+from paycell.settlement import clearing, commissions, payouts, report
+from paycell.settlement.calendar import parse_date
+from paycell.settlement.errors import ClearingNotFoundError, SettlementInvalidError
+
+Ctx = Annotated[Context, Depends(get_context)]
+OperatorDep = Annotated[Operator, Depends(require_operator)]
+MerchantDep = Annotated[Merchant, Depends(current_merchant)]
+DatePath = Annotated[str, Path(description="business date YYYY-MM-DD (CST)", max_length=10)]
+
+operator_router = APIRouter(prefix="/operator/settlement", tags=["operator: settlement"],
+                            responses=problem_responses(401, 403, 404, 409, 422))
+merchant_router = APIRouter(prefix="/merchant/settlements", tags=["merchant: settlements"],
+                            responses=problem_responses(401, 404, 422))
+routers: list[APIRouter] = [operator_router, merchant_router]
+
+
+def _day(text: str) -> Any:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise SettlementInvalidError(str(exc), field="business_date") from None
+
+
+class RuleIn(BaseModel):
+    merchant_id: int
+    effective_from: str = Field(max_length=10, examples=["2026-12-01"])
+    kind: str = Field(max_length=16, examples=["percentage"])
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"bp": 100}])
+    reason: str = Field(max_length=500)
+
+
+class DeductionIn(BaseModel):
+    merchant_id: int
+    business_date: str = Field(max_length=10)
+    amount_fen: int
+    reason: str = Field(max_length=200)
+
+
+class NoteIn(BaseModel):
+    note: str = Field(max_length=200)
+
+
+def _approval(a: Any) -> dict[str, Any]:
+    return {"approval_id": a.id, "action": a.action, "subject": a.subject, "state": a.state,
+            "proposed_by": a.proposed_by_name}
+
+
+@operator_router.post("/clearings/{business_date}", summary="Clear a business date")
+def clear(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
+    """Idempotent: a date cleared before answers its figures. ``business_date_open`` (409)
+    before its cut-off plus grace."""
+    res = clearing.clear_date(ctx, _day(business_date), actor=operator.name)
+    path, _ = report.write_report(ctx, res.business_date)
+    return {"business_date": res.business_date, "merchants": res.merchants,
+            "cleared_now": res.cleared_now, "blocked": res.blocked,
+            "gross_fen": res.gross_fen, "refunds_fen": res.refunds_fen,
+            "commission_fen": res.commission_fen, "net_fen": res.net_fen,
+            "currency": "CNY", "report": path.name}
+
+
+@operator_router.get("/clearings", summary="Cleared figures per merchant and date")
+def list_clearings(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
+                   merchant_id: int | None = Query(None),
+                   limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    if business_date:
+        _day(business_date)
+    return clearing.clearings_of(ctx, business_date=business_date, merchant_id=merchant_id,
+                                 limit=limit)
+
+
+@operator_router.post("/rules", status_code=202, summary="Propose a commission rule")
+def propose_rule(body: RuleIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
+    return _approval(commissions.propose_rule(
+        ctx, operator, merchant_id=body.merchant_id, effective_from=body.effective_from,
+        kind=body.kind, params=body.params, reason=body.reason))
+
+
+@operator_router.get("/rules/{merchant_id}", summary="A merchant's rule versions")
+def rules_of(merchant_id: int, ctx: Ctx, _: OperatorDep) -> list[dict[str, Any]]:
+    return [v.out() for v in commissions.rule_history(ctx, merchant_id)]
+
+
+@operator_router.post("/deductions", status_code=202, summary="Propose a deduction")
+def propose_deduction(body: DeductionIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
+    return _approval(commissions.propose_deduction(
+        ctx, operator, merchant_id=body.merchant_id, business_date=body.business_date,
+        amount_fen=body.amount_fen, reason=body.reason))
+
+
+@operator_router.post("/payouts/{business_date}", summary="Make a date's payout batch")
+def payout_batch(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
+    b = payouts.run_batch(ctx, _day(business_date), actor=operator.name)
+    b["file"] = FsPath(b["file"]).name
+    return b
+
+
+@operator_router.get("/payouts", summary="Payouts, newest first")
+def list_payouts(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
+                 party_kind: str | None = Query(None, pattern="^(merchant|partner)$"),
+                 party_id: int | None = Query(None),
+                 limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    return payouts.list_payouts(ctx, business_date=business_date, party_kind=party_kind,
+                                party_id=party_id, limit=limit)
+
+
+@operator_router.post("/payout-results", summary="Import the bank's result file",
+                      openapi_extra={"requestBody": {"content": {"text/csv": {}}}})
+async def payout_result(request: Request, ctx: Ctx, _: OperatorDep) -> dict[str, int]:
+    """The body is the result file (text/csv), streamed to a temporary file."""
+    fd, name = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        out: dict[str, int] = await run_in_threadpool(payouts.import_result, ctx,
+                                                      FsPath(name))
+        return out
+    finally:
+        os.unlink(name)
+
+
+@operator_router.get("/holds", summary="Parties on payout hold")
+def list_holds(ctx: Ctx, _: OperatorDep,
+               state: str = Query("open", pattern="^(open|cleared)$")) -> list[dict[str, Any]]:
+    return payouts.list_holds(ctx, state=state)
+
+
+@operator_router.post("/holds/{hold_id}/clear", summary="Clear a payout hold")
+def clear_hold(hold_id: int, body: NoteIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
+    return payouts.clear_hold(ctx, operator, hold_id, body.note)
+
+
+_PUBLIC = ("business_date", "sales_count", "gross_fen", "refund_count", "refunds_fen",
+           "commission_fen", "commission_returned_fen", "deductions_fen", "net_fen",
+           "rule_kind")
+
+
+@merchant_router.get("", summary="My cleared business days, newest first")
+def my_settlements(ctx: Ctx, merchant: MerchantDep,
+                   limit: int = Query(31, ge=1, le=366)) -> list[dict[str, Any]]:
+    return [{k: r[k] for k in _PUBLIC} | {"currency": "CNY"}
+            for r in clearing.clearings_of(ctx, merchant_id=merchant.id, limit=limit)]
+
+
+@merchant_router.get("/{business_date}", summary="One cleared day")
+def my_settlement(business_date: DatePath, ctx: Ctx, merchant: MerchantDep) -> dict[str, Any]:
+    rows = clearing.clearings_of(ctx, merchant_id=merchant.id,
+                                 business_date=_day(business_date).isoformat())
+    if not rows:
+        raise ClearingNotFoundError(f"{business_date} is not cleared for you (yet)")
+    return {k: rows[0][k] for k in _PUBLIC} | {"currency": "CNY"}
