@@ -1,7 +1,126 @@
-"""HTTP API of paycell.reconciliation (mounted under /v1 by paycell.api.app)."""
+"""HTTP API of paycell.reconciliation (mounted under /v1 by paycell.api.app).
+
+- operators (``X-API-Key``): ``/v1/operator/reconciliation/...``: upload a statement file
+  (the request body, streamed to a temporary file), statements, difference items, their
+  resolution (money-moving ones proposed for a second operator's approval);
+- merchants (signed requests): ``GET /v1/merchant/bills/{date}``, their own daily bill.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-routers: list[APIRouter] = []
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from paycell.api.auth import require_operator
+from paycell.api.deps import get_context
+from paycell.api.errors import problem_responses
+from paycell.context import Context
+from paycell.merchants.auth import current_merchant
+from paycell.merchants.model import Merchant
+from paycell.operators.model import Operator
+from paycell.reconciliation import bills, resolve, service
+from paycell.reconciliation.errors import StatementInvalidError
+
+Ctx = Annotated[Context, Depends(get_context)]
+OperatorDep = Annotated[Operator, Depends(require_operator)]
+MerchantDep = Annotated[Merchant, Depends(current_merchant)]
+MAX_UPLOAD = 2 << 30  # 2 GiB
+
+operator_router = APIRouter(prefix="/operator/reconciliation",
+                            tags=["operator: reconciliation"],
+                            responses=problem_responses(401, 403, 404, 409, 422))
+merchant_router = APIRouter(prefix="/merchant/bills", tags=["merchant: bills"],
+                            responses=problem_responses(401, 403, 409, 422))
+routers: list[APIRouter] = [operator_router, merchant_router]
+
+
+class ResolveIn(BaseModel):
+    action: Literal["accept", "rematch", "write_off", "pass_on"]
+    note: str = Field(min_length=1, max_length=500)
+    target: str | None = Field(None, max_length=60,
+                               description="pass_on: wallet:<msisdn> or merchant:<id>")
+    with_item: int | None = Field(None, description="rematch: the other item")
+
+
+@operator_router.post("/statements", summary="Import and match a statement file",
+                      description="The body is the file itself (docs/reconciliation.md), "
+                                  "UTF-8 or GBK. The same file again changes nothing.")
+async def upload_statement(
+    request: Request, ctx: Ctx, op: OperatorDep,
+    source: Annotated[Literal["bank", "carrier", "transit"] | None, Query()] = None,
+    encoding: Annotated[Literal["utf-8", "gbk"] | None, Query()] = None,
+) -> JSONResponse:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "statement.csv"
+        size = 0
+        with path.open("wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise StatementInvalidError("the file is larger than 2 GiB", field="body")
+                f.write(chunk)
+        if size == 0:
+            raise StatementInvalidError("send the statement file as the request body",
+                                        line=1, field="body")
+        summary = await run_in_threadpool(service.reconcile_file, ctx, path, source=source,
+                                          encoding=encoding, actor=f"operator:{op.name}")
+    return JSONResponse(summary.as_dict(), status_code=201 if summary.created else 200)
+
+
+@operator_router.get("/statements", summary="Imported statements, newest first")
+async def statements(ctx: Ctx, _op: OperatorDep,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Any:
+    return await run_in_threadpool(service.list_statements, ctx, limit=limit)
+
+
+@operator_router.get("/statements/{statement_id}", summary="A statement's summary")
+async def statement(ctx: Ctx, _op: OperatorDep, statement_id: int) -> Any:
+    return (await run_in_threadpool(service.get_statement, ctx, statement_id)).as_dict()
+
+
+@operator_router.get("/items", summary="Difference items (open by default), newest first")
+async def list_items(
+    ctx: Ctx, _op: OperatorDep,
+    state: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
+    statement_id: int | None = None, before_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
+    found = await run_in_threadpool(service.list_items, ctx,
+                                    state=None if state == "all" else state,
+                                    statement_id=statement_id, before_id=before_id,
+                                    limit=limit)
+    return [i.__dict__ for i in found]
+
+
+@operator_router.post("/items/{item_id}/resolve", summary="Resolve an item",
+                      description="accept and rematch act at once (200); write_off and "
+                                  "pass_on are proposed (202) for another operator to "
+                                  "approve at /v1/approvals/{id}/approve.")
+async def resolve_item(ctx: Ctx, op: OperatorDep, item_id: int, body: ResolveIn
+                       ) -> JSONResponse:
+    out = await run_in_threadpool(resolve.resolve, ctx, op, item_id, body.action, body.note,
+                                  target=body.target, with_item=body.with_item)
+    return JSONResponse(out, status_code=202 if out["state"] == "proposed" else 200)
+
+
+@operator_router.get("/resolutions", summary="The resolution log, newest first")
+async def resolution_log(ctx: Ctx, _op: OperatorDep,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Any:
+    return await run_in_threadpool(resolve.resolution_log, ctx, limit=limit)
+
+
+@merchant_router.get("/{date}", summary="Your daily bill (CSV)",
+                     response_class=StreamingResponse,
+                     responses={200: {"content": {"text/csv": {}}}})
+async def merchant_bill(ctx: Ctx, merchant: MerchantDep, date: str) -> StreamingResponse:
+    bills.bill_window(ctx, date)  # refuse a bad or unfinished date before streaming
+    return StreamingResponse(bills.bill_lines(ctx, merchant, date),
+                             media_type="text/csv; charset=utf-8", headers={
+                                 "Content-Disposition":
+                                     f'attachment; filename="bill-{merchant.code}-{date}.csv"'})
