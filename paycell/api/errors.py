@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paycell.errors import (
@@ -158,6 +159,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                    headers=dict(exc.headers or {}))
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value passed validation but the database cannot hold it (an integer beyond 64
+    bits, a NUL character in text on PostgreSQL). The transaction it was in rolled back,
+    so nothing changed: the caller gets a 422 it can act on. Each one is a missing bound
+    in a request schema, so it is logged."""
+    log.warning("unstorable value on %s %s: %s", request.method, request.url.path, exc)
+    return problem(request, 422, "value_unstorable",
+                   "a value in the request is out of range (integers are at most 2^63-1) "
+                   "or holds a character that cannot be stored (NUL)")
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "internal_error",
@@ -171,6 +183,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MoneyError, _money_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _unstorable_value)
+    app.add_exception_handler(DataError, _unstorable_value)
     app.add_exception_handler(Exception, _internal_error)
     generate = app.openapi
 

@@ -12,11 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
@@ -31,6 +33,11 @@ Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 MAX_UPLOAD = 2 << 30  # 2 GiB
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
+                                         description="any unique string, e.g. a UUID")]
 
 operator_router = APIRouter(prefix="/operator/reconciliation",
                             tags=["operator: reconciliation"],
@@ -45,7 +52,7 @@ class ResolveIn(BaseModel):
     note: str = Field(min_length=1, max_length=500)
     target: str | None = Field(None, max_length=60,
                                description="pass_on: wallet:<msisdn> or merchant:<id>")
-    with_item: int | None = Field(None, description="rematch: the other item")
+    with_item: int | None = Field(None, ge=1, le=MAX_ID, description="rematch: the other item")
 
 
 @operator_router.post("/statements", summary="Import and match a statement file",
@@ -80,7 +87,7 @@ async def statements(ctx: Ctx, _op: OperatorDep,
 
 
 @operator_router.get("/statements/{statement_id}", summary="A statement's summary")
-async def statement(ctx: Ctx, _op: OperatorDep, statement_id: int) -> Any:
+async def statement(ctx: Ctx, _op: OperatorDep, statement_id: IdPath) -> Any:
     return (await run_in_threadpool(service.get_statement, ctx, statement_id)).as_dict()
 
 
@@ -88,7 +95,7 @@ async def statement(ctx: Ctx, _op: OperatorDep, statement_id: int) -> Any:
 async def list_items(
     ctx: Ctx, _op: OperatorDep,
     state: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
-    statement_id: int | None = None, before_id: int | None = None,
+    statement_id: IdQuery = None, before_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     found = await run_in_threadpool(service.list_items, ctx,
@@ -102,11 +109,14 @@ async def list_items(
                       description="accept and rematch act at once (200); write_off and "
                                   "pass_on are proposed (202) for another operator to "
                                   "approve at /v1/approvals/{id}/approve.")
-async def resolve_item(ctx: Ctx, op: OperatorDep, item_id: int, body: ResolveIn
-                       ) -> JSONResponse:
-    out = await run_in_threadpool(resolve.resolve, ctx, op, item_id, body.action, body.note,
-                                  target=body.target, with_item=body.with_item)
-    return JSONResponse(out, status_code=202 if out["state"] == "proposed" else 200)
+async def resolve_item(request: Request, ctx: Ctx, op: OperatorDep, item_id: IdPath,
+                       body: ResolveIn, idempotency_key: KeyHeader = None) -> Response:
+    money_moves = body.action in ("write_off", "pass_on")
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, f"operator:{op.id}", idempotency_key, body,
+        lambda: resolve.resolve(ctx, op, item_id, body.action, body.note,
+                                target=body.target, with_item=body.with_item),
+        status_code=202 if money_moves else 200)
 
 
 @operator_router.get("/resolutions", summary="The resolution log, newest first")

@@ -15,10 +15,12 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
@@ -34,6 +36,11 @@ Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 DatePath = Annotated[str, Path(description="business date YYYY-MM-DD (CST)", max_length=10)]
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
+                                         description="any unique string, e.g. a UUID")]
 
 operator_router = APIRouter(prefix="/operator/settlement", tags=["operator: settlement"],
                             responses=problem_responses(401, 403, 404, 409, 422))
@@ -50,7 +57,7 @@ def _day(text: str) -> Any:
 
 
 class RuleIn(BaseModel):
-    merchant_id: int
+    merchant_id: IdField
     effective_from: str = Field(max_length=10, examples=["2026-12-01"])
     kind: str = Field(max_length=16, examples=["percentage"])
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"bp": 100}])
@@ -58,9 +65,9 @@ class RuleIn(BaseModel):
 
 
 class DeductionIn(BaseModel):
-    merchant_id: int
+    merchant_id: IdField
     business_date: str = Field(max_length=10)
-    amount_fen: int
+    amount_fen: int = Field(gt=0, le=10**13, description="fen")
     reason: str = Field(max_length=200)
 
 
@@ -88,7 +95,7 @@ def clear(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str,
 
 @operator_router.get("/clearings", summary="Cleared figures per merchant and date")
 def list_clearings(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
-                   merchant_id: int | None = Query(None),
+                   merchant_id: int | None = Query(None, ge=1, le=MAX_ID),
                    limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
     if business_date:
         _day(business_date)
@@ -97,22 +104,31 @@ def list_clearings(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(N
 
 
 @operator_router.post("/rules", status_code=202, summary="Propose a commission rule")
-def propose_rule(body: RuleIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
-    return _approval(commissions.propose_rule(
-        ctx, operator, merchant_id=body.merchant_id, effective_from=body.effective_from,
-        kind=body.kind, params=body.params, reason=body.reason))
+async def propose_rule(request: Request, body: RuleIn, ctx: Ctx, operator: OperatorDep,
+                       idempotency_key: KeyHeader = None) -> Response:
+    """A second operator approves it (``POST /v1/approvals/{id}/approve``)."""
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, f"operator:{operator.id}", idempotency_key, body,
+        lambda: _approval(commissions.propose_rule(
+            ctx, operator, merchant_id=body.merchant_id, effective_from=body.effective_from,
+            kind=body.kind, params=body.params, reason=body.reason)), status_code=202)
 
 
 @operator_router.get("/rules/{merchant_id}", summary="A merchant's rule versions")
-def rules_of(merchant_id: int, ctx: Ctx, _: OperatorDep) -> list[dict[str, Any]]:
+def rules_of(merchant_id: IdPath, ctx: Ctx, _: OperatorDep) -> list[dict[str, Any]]:
     return [v.out() for v in commissions.rule_history(ctx, merchant_id)]
 
 
 @operator_router.post("/deductions", status_code=202, summary="Propose a deduction")
-def propose_deduction(body: DeductionIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
-    return _approval(commissions.propose_deduction(
-        ctx, operator, merchant_id=body.merchant_id, business_date=body.business_date,
-        amount_fen=body.amount_fen, reason=body.reason))
+async def propose_deduction(request: Request, body: DeductionIn, ctx: Ctx,
+                            operator: OperatorDep, idempotency_key: KeyHeader = None
+                            ) -> Response:
+    """A second operator approves it; refused once the date is cleared."""
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, f"operator:{operator.id}", idempotency_key, body,
+        lambda: _approval(commissions.propose_deduction(
+            ctx, operator, merchant_id=body.merchant_id, business_date=body.business_date,
+            amount_fen=body.amount_fen, reason=body.reason)), status_code=202)
 
 
 @operator_router.post("/payouts/{business_date}", summary="Make a date's payout batch")
@@ -125,7 +141,7 @@ def payout_batch(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> di
 @operator_router.get("/payouts", summary="Payouts, newest first")
 def list_payouts(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
                  party_kind: str | None = Query(None, pattern="^(merchant|partner)$"),
-                 party_id: int | None = Query(None),
+                 party_id: int | None = Query(None, ge=1, le=MAX_ID),
                  limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
     return payouts.list_payouts(ctx, business_date=business_date, party_kind=party_kind,
                                 party_id=party_id, limit=limit)
@@ -154,8 +170,11 @@ def list_holds(ctx: Ctx, _: OperatorDep,
 
 
 @operator_router.post("/holds/{hold_id}/clear", summary="Clear a payout hold")
-def clear_hold(hold_id: int, body: NoteIn, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
-    return payouts.clear_hold(ctx, operator, hold_id, body.note)
+async def clear_hold(request: Request, hold_id: IdPath, body: NoteIn, ctx: Ctx,
+                     operator: OperatorDep, idempotency_key: KeyHeader = None) -> Response:
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, f"operator:{operator.id}", idempotency_key, body,
+        lambda: payouts.clear_hold(ctx, operator, hold_id, body.note))
 
 
 _PUBLIC = ("business_date", "sales_count", "gross_fen", "refund_count", "refunds_fen",

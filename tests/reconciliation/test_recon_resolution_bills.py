@@ -29,7 +29,7 @@ def test_write_off_needs_a_second_operator(ctx: Context, tmp_path: Path,
     assert item.category == "missing_ours" and item.suspense_fen == 700
     _, alice = operator(ctx, "alice")
     _, bob = operator(ctx, "bob")
-    got = client.post(f"{ITEMS}/{item.id}/resolve", headers=alice,
+    got = client.post(f"{ITEMS}/{item.id}/resolve", headers={**alice, **idem()},
                       json={"action": "write_off", "note": "bank fee refund, no owner"})
     assert got.status_code == 202, got.text
     approval = got.json()["approval_id"]
@@ -43,7 +43,7 @@ def test_write_off_needs_a_second_operator(ctx: Context, tmp_path: Path,
     log = client.get("/v1/operator/reconciliation/resolutions", headers=OPERATOR).json()
     assert log[0]["proposed_by"] == "alice" and log[0]["approved_by"] == "bob"
     assert log[0]["action"] == "write_off" and log[0]["amount_fen"] == 700
-    again = client.post(f"{ITEMS}/{item.id}/resolve", headers=alice,
+    again = client.post(f"{ITEMS}/{item.id}/resolve", headers={**alice, **idem()},
                         json={"action": "write_off", "note": "again"})
     assert again.status_code == 409 and again.json()["code"] == "recon_item_resolved"
 
@@ -54,13 +54,13 @@ def test_pass_on_to_the_payer(ctx: Context, tmp_path: Path, client: TestClient) 
     item = service.list_items(ctx)[0]
     _, alice = operator(ctx, "alice")
     _, bob = operator(ctx, "bob")
-    bad = client.post(f"{ITEMS}/{item.id}/resolve", headers=alice,
+    bad = client.post(f"{ITEMS}/{item.id}/resolve", headers={**alice, **idem()},
                       json={"action": "pass_on", "note": "x", "target": "wallet:+0"})
     assert bad.status_code == 422 and bad.json()["code"] == "recon_resolution_invalid"
-    accept = client.post(f"{ITEMS}/{item.id}/resolve", headers=alice,
+    accept = client.post(f"{ITEMS}/{item.id}/resolve", headers={**alice, **idem()},
                          json={"action": "accept", "note": "x"})
     assert accept.status_code == 422  # it parked money
-    got = client.post(f"{ITEMS}/{item.id}/resolve", headers=alice, json={
+    got = client.post(f"{ITEMS}/{item.id}/resolve", headers={**alice, **idem()}, json={
         "action": "pass_on", "note": "the payer's top-up", "target": f"wallet:{sub.msisdn}"})
     assert got.status_code == 202
     client.post(f"/v1/approvals/{got.json()['approval_id']}/approve", headers=idem(**bob))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cash_helpers import OPERATOR, fund, wallet  # type: ignore[import-not-found]
+from cash_helpers import OPERATOR, fund, idem, wallet  # type: ignore[import-not-found]
 from fastapi.testclient import TestClient
 from recon_helpers import balance, count_statements, statement, topup, withdrawal
 from sqlalchemy import select
@@ -90,7 +90,8 @@ def test_a_later_line_rematches_a_missing_record(ctx: Context, tmp_path: Path,
     theirs = [i for i in service.list_items(ctx) if i.reference == r["t3"]]
     assert sorted(i.suspense_fen for i in theirs) == [-3_000, 3_000]
     a, b = theirs
-    got = client.post(f"/v1/operator/reconciliation/items/{a.id}/resolve", headers=OPERATOR,
+    got = client.post(f"/v1/operator/reconciliation/items/{a.id}/resolve",
+                      headers={**OPERATOR, **idem()},
                       json={"action": "rematch", "with_item": b.id, "note": "late line"})
     assert got.status_code == 200, got.text
     assert not [i for i in service.list_items(ctx) if i.reference == r["t3"]]

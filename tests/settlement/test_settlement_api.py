@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cash_helpers import OPERATOR  # type: ignore[import-not-found]
+from cash_helpers import OPERATOR, idem  # type: ignore[import-not-found]
 from fastapi.testclient import TestClient
 from settle_helpers import at, fund_reserve, sale
 from typer.testing import CliRunner
@@ -26,12 +26,12 @@ def test_operator_and_merchant_api(client: TestClient, ctx: Context, clock: Manu
     shop = create_active_merchant(ctx, name="Lotus Books", category="books_media")
     other = create_active_merchant(ctx, name="Other Shop", category="retail")
     at(clock, "2026-11-25")
-    r = client.post("/v1/operator/settlement/rules", headers=OPERATOR, json={
+    r = client.post("/v1/operator/settlement/rules", headers={**OPERATOR, **idem()}, json={
         "merchant_id": shop.merchant.id, "effective_from": "2026-11-01",
         "kind": "percentage", "params": {"bp": 250}, "reason": "deal"})
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (
         422, "commission_rule_invalid", "bp")
-    r = client.post("/v1/operator/settlement/rules", headers=OPERATOR, json={
+    r = client.post("/v1/operator/settlement/rules", headers={**OPERATOR, **idem()}, json={
         "merchant_id": shop.merchant.id, "effective_from": "2026-11-01",
         "kind": "percentage", "params": {"bp": 150}, "reason": "deal"})
     assert r.status_code == 202, r.text
