@@ -35,6 +35,7 @@ from paycell.gateways.sms import RecordingSms
 from paycell.ledger.audit import audit
 from paycell.ledger.model import TransferFlags
 from paycell.ledger.store import Ledger
+from paycell.ledger.tables import transfers as ledger_transfers
 from paycell.merchants.signing import MerchantAuth
 from paycell.notifications.delivery import deliver_due
 from paycell.notifications.tables import notifications
@@ -50,6 +51,8 @@ WALLET_ACCOUNTS = 3
 PAYMENT_ACCOUNTS = 3  # the demo merchants' payables
 # 4 card purses, 3 terminal deposits (2 shops, the transit operator), its payable
 ONSITE_ACCOUNTS = 8
+# 2 partner payables, the channel expense, the card network's fee share, recon suspense
+FINANCE_ACCOUNTS = 5
 
 
 def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -60,12 +63,14 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert first.existing == 0
     assert first.payments is not None and first.payments.transfers_created > 15
     assert first.onsite is not None and first.onsite.transfers_created > 15
+    assert first.recon is not None
     assert (first.created + WALLET_TRANSFERS + first.payments.transfers_created
-            + first.onsite.transfers_created == report.transfers)
+            + first.onsite.transfers_created + _finance_transfers(engine)
+            + first.recon.transfers_created == report.transfers)
     assert 250 <= report.transfers <= 500
     assert first.accounts == 7 + 6 + 20
     assert report.accounts == (first.accounts + WALLET_ACCOUNTS + PAYMENT_ACCOUNTS
-                               + ONSITE_ACCOUNTS)
+                               + ONSITE_ACCOUNTS + FINANCE_ACCOUNTS)
     files = {p.name: p.read_text() for p in tmp_path.iterdir()}
     assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE, KEYS_FILE, TERMINAL_KEYS_FILE}
     assert first.wallets is not None and first.wallets.agent_key is not None
@@ -103,6 +108,13 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert (n.cards, n.terminals, n.batches, n.gate_batch, n.hot_list, n.ota_jobs) == (
         o.cards, o.terminals, o.batches, o.gate_batch, o.hot_list, o.ota_jobs)
     assert _onsite_rows(engine) == onsite_rows
+
+
+def _finance_transfers(engine: Engine) -> int:
+    """The partners' and settlement parts' transfers: their codes (6001-6299)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(ledger_transfers).where(
+            ledger_transfers.c.code.between(6000, 6299))).scalar_one())
 
 
 def _onsite_rows(engine: Engine) -> dict[str, int]:
