@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -25,9 +26,16 @@ class SealBrokenError(Exception):
     """A sealed value does not open under this key and purpose (wrong key or tampered)."""
 
 
+@lru_cache(maxsize=64)
 def _key(secret_key: str, purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"paycell-seal",
                 info=purpose.encode()).derive(secret_key.encode())
+
+
+def derived_key(secret_key: str, purpose: str) -> bytes:
+    """A 32-byte key for ``purpose`` derived from ``secret_key`` (HKDF-SHA256): each use of
+    the secret gets its own key, so none can stand in for another."""
+    return _key(secret_key, purpose)
 
 
 def seal(secret_key: str, purpose: str, plaintext: bytes) -> str:
@@ -51,5 +59,5 @@ def unseal(secret_key: str, purpose: str, sealed: str) -> bytes:
 
 def token_hash(secret_key: str, token: str) -> str:
     """A keyed hash for high-entropy random tokens (operator keys, codes looked up by value):
-    HMAC-SHA256, hex. Low-entropy secrets (PINs) use argon2 instead."""
+    HMAC-SHA256, hex. PINs use a salted keyed hash of their own (subscribers/pins.py)."""
     return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()

@@ -1,9 +1,10 @@
 """PIN reset by SMS one-time code.
 
-A code is six random digits, sent through ``ctx.sms``; only its argon2 hash is stored. It
-lives ``sms_code_ttl_s`` (5 min) and allows ``sms_code_max_attempts`` (3) tries; a new code
-replaces the previous one. At most ``sms_codes_per_hour`` (5) are sent per subscriber an hour.
-Asking for a code never says whether the number has a wallet (no enumeration).
+A code is six random digits, sent through ``ctx.sms``; only its verification value
+(``pins.hash_pin``) is stored. It lives ``sms_code_ttl_s`` (5 min) and allows
+``sms_code_max_attempts`` (3) tries; a new code replaces the previous one. At most
+``sms_codes_per_hour`` (5) are sent per subscriber an hour. Asking for a code never says
+whether the number has a wallet (no enumeration).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def request_pin_reset(ctx: Context, msisdn: str) -> None:
         return
     s, now = ctx.settings, ctx.clock.now_us()
     code = f"{secrets.randbelow(10**6):06d}"
-    code_hash = pins.hash_pin(code)
+    code_hash = pins.hash_pin(code, pins.pin_key(s.secret_key))
     with ctx.engine.begin() as conn:
         sent = conn.execute(select(func.count()).select_from(codes).where(
             codes.c.subscriber_id == sub.id, codes.c.purpose == PIN_RESET,
@@ -81,7 +82,7 @@ def confirm_pin_reset(ctx: Context, msisdn: str, code: str, new_pin: str) -> Non
             codes.c.used_at.is_(None)).order_by(codes.c.id.desc()).limit(1)).first()
     if row is None or row.expires_at <= now:
         raise invalid
-    right = pins.pin_matches(row.code_hash, code.strip())  # argon2 outside the transaction
+    right = pins.pin_matches(row.code_hash, code.strip(), pins.pin_key(ctx.settings.secret_key))
     limit = ctx.settings.sms_code_max_attempts
     with ctx.engine.begin() as conn:
         cur = conn.execute(select(codes).where(codes.c.id == row.id).with_for_update()).one()
@@ -89,7 +90,8 @@ def confirm_pin_reset(ctx: Context, msisdn: str, code: str, new_pin: str) -> Non
             raise invalid
         if right:
             conn.execute(update(codes).where(codes.c.id == row.id).values(used_at=now))
-            set_pin(conn, sub.id, new_pin, "subscriber", now, "pin_reset")
+            set_pin(conn, sub.id, new_pin, "subscriber", now, "pin_reset",
+                    pins.pin_key(ctx.settings.secret_key))
             return
         attempts = cur.attempts + 1
         conn.execute(update(codes).where(codes.c.id == row.id).values(

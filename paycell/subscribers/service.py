@@ -202,7 +202,7 @@ def open_account(ctx: Context, msisdn: str, pin: str, *, name: str | None = None
         kyc = {"tier": 1, "name": name.strip()[:200], "id_number_hash": id_number_hash(ctx,
                number), "id_number_last4": number[-4:]}
     now = ctx.clock.now_us()
-    pin_hash = pins.hash_pin(pin)
+    pin_hash = pins.hash_pin(pin, pins.pin_key(ctx.settings.secret_key))
     try:
         with ctx.engine.begin() as conn:
             sid = conn.execute(subscribers.insert().values(
@@ -216,7 +216,7 @@ def open_account(ctx: Context, msisdn: str, pin: str, *, name: str | None = None
                 subscribers.c.msisdn == msisdn, subscribers.c.state != "closed")).first()
         # A retry of an open that stopped half-way (no wallet yet) by the same person.
         if row is None or row.wallet_account_id is not None or not pins.pin_matches(
-                row.pin_hash, pin):
+                row.pin_hash, pin, pins.pin_key(ctx.settings.secret_key)):
             raise MsisdnRegisteredError(f"{msisdn} already has a wallet") from None
         opened = _complete(ctx, row)
     else:
@@ -242,15 +242,23 @@ def verify_pin(ctx: Context, subscriber_id: int, pin: str) -> None:
         raise SubscriberClosedError("this wallet is closed")
     now = ctx.clock.now_us()
     _raise_if_locked(pins.PinState(row.pin_failures, row.pin_locked_until), now)
-    # argon2 runs outside any transaction; the count is kept under the row lock.
-    right = pins.pin_matches(row.pin_hash, pin)
+    key = pins.pin_key(ctx.settings.secret_key)
+    stored = row.pin_hash
+    right = pins.pin_matches(stored, pin, key)
+    if right and pins.needs_rehash(stored):
+        new = pins.hash_pin(pin, key)
+        with ctx.engine.begin() as conn:  # an old argon2id hash: store its PVV instead
+            if conn.execute(update(subscribers).where(
+                    subscribers.c.id == subscriber_id, subscribers.c.pin_hash == stored)
+                    .values(pin_hash=new)).rowcount:
+                stored = new
     if right and not row.pin_failures:
         return  # the common case writes nothing
     s = ctx.settings
     with ctx.engine.begin() as conn:
         cur = lock_row(conn, subscriber_id)
         state = pins.PinState(cur.pin_failures, cur.pin_locked_until)
-        if pins.locked(state, now) or cur.pin_hash != row.pin_hash:
+        if pins.locked(state, now) or cur.pin_hash != stored:
             outcome = None  # locked or changed meanwhile: this answer no longer counts
         else:
             outcome = (pins.after_success() if right
@@ -277,11 +285,11 @@ def _raise_if_locked(state: pins.PinState, now: int) -> None:
 
 
 def set_pin(conn: Connection, subscriber_id: int, new_pin: str, actor: str, now: int,
-            kind: str) -> None:
+            kind: str, key: bytes) -> None:
     """Store a new PIN (already checked) in the caller's transaction: the failure count and
-    lock are cleared and every session is revoked."""
+    lock are cleared and every session is revoked. ``key``: ``pins.pin_key(secret_key)``."""
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
-        pin_hash=pins.hash_pin(new_pin), pin_failures=0, pin_locked_until=None,
+        pin_hash=pins.hash_pin(new_pin, key), pin_failures=0, pin_locked_until=None,
         updated_at=now))
     revoke_sessions(conn, subscriber_id, kind, now)
     record_event(conn, subscriber_id, kind, actor, now)
@@ -297,4 +305,5 @@ def change_pin(ctx: Context, subscriber_id: int, old_pin: str, new_pin: str) -> 
         raise PinTrivialError("the new PIN is the old one")
     with ctx.engine.begin() as conn:
         lock_row(conn, subscriber_id)
-        set_pin(conn, subscriber_id, new_pin, "subscriber", ctx.clock.now_us(), "pin_changed")
+        set_pin(conn, subscriber_id, new_pin, "subscriber", ctx.clock.now_us(), "pin_changed",
+                pins.pin_key(ctx.settings.secret_key))
