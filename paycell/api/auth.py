@@ -5,6 +5,10 @@ key (``PAYCELL_OPERATOR_API_KEY``) stays valid and signs in as the operator ``ro
 ``require_operator`` returns the :class:`~paycell.operators.model.Operator`, so routes can
 check roles and record who did what; routes that only need "an operator" keep using it as
 ``dependencies=[Depends(require_operator)]``.
+
+Auditors read only: ``require_operator`` refuses them (403 ``operator_role_forbidden``) on
+every method but GET, HEAD and OPTIONS, before the route runs, so no operator route can
+forget the rule. Finer rules (admin only) stay with the routes.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from paycell.context import Context
 from paycell.errors import UnauthorizedError
 from paycell.operators.model import Operator
-from paycell.operators.service import authenticate_key, root_operator
+from paycell.operators.service import authenticate_key, require_role, root_operator
 
 API_KEY_HEADER = "X-API-Key"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # auto_error=False: a missing key is our own problem+json error, not FastAPI's 403.
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
@@ -68,10 +73,13 @@ def _authenticate(ctx: Context, key: str, state: object) -> Operator:
 async def require_operator(request: Request,
                            api_key: str | None = Security(_api_key)) -> Operator:
     """FastAPI dependency: the operator whose key came with the request, or a 401
-    (``authentication_required``: no key; ``invalid_api_key``: unknown or disabled)."""
+    (``authentication_required``: no key; ``invalid_api_key``: unknown or disabled); a 403
+    ``operator_role_forbidden`` when an auditor asks for anything but a read."""
     if not api_key:
         raise AuthenticationRequiredError(f"send the operator API key in {API_KEY_HEADER}")
     ctx: Context = request.app.state.ctx
     op = await run_in_threadpool(_authenticate, ctx, api_key, request.app.state)
+    if request.method not in READ_METHODS:
+        require_role(op)  # auditors read only
     request.state.operator = op
     return op
