@@ -1,4 +1,5 @@
-"""Benchmarks: ``paycell bench ledger`` (see docs/benchmarks.md).
+"""Benchmarks: ``paycell bench ledger``, ``paycell bench http`` and others (see
+docs/benchmarks.md).
 
 This module stays light (no database imports) so that ``paycell --help`` stays quick.
 """

@@ -20,6 +20,7 @@ from rich.table import Table
 from paycell.bench import Reporter, machine
 
 if TYPE_CHECKING:  # the benchmark itself is imported when a command runs
+    from paycell.bench import http as hb
     from paycell.bench import ledger as lb
 
 DATABASES = ("sqlite", "postgresql")
@@ -206,3 +207,115 @@ def recon_cmd(
     from paycell.bench import recon
 
     recon.main(_databases(db), rows=rows, out=out, console=console)
+
+
+def _http_progress(progress: Progress) -> hb.Progress:
+    from paycell.bench import http as hb
+
+    class RichHttpProgress(hb.Progress):
+        def __init__(self) -> None:
+            self.status = progress.add_task("starting", total=None, rate="")
+            self.task: TaskID | None = None
+            self._began: float | None = None
+
+        def _drop(self) -> None:
+            if self.task is not None:
+                progress.remove_task(self.task)
+                self.task = None
+
+        def step(self, text: str) -> None:
+            self._drop()
+            progress.update(self.status, description=text)
+            progress.console.print(f"[dim]· {text}[/]")
+
+        def setup_progress(self, done: int, total: int) -> None:
+            if self.task is None:
+                self.task = progress.add_task("  set-up", total=total, rate="")
+            progress.update(self.task, completed=done, total=total)
+
+        def load_tick(self, database: str, elapsed_s: float, total_s: float, measuring: bool,
+                      payments: int) -> None:
+            if self.task is None:
+                self.task = progress.add_task(f"  {database} warm-up", total=total_s, rate="")
+                self._began = None
+            rate = ""
+            if measuring:
+                self._began = elapsed_s if self._began is None else self._began
+                window = elapsed_s - self._began
+                rate = f"{payments / window:,.0f} payments/s" if window > 0.4 else ""
+            progress.update(self.task, completed=elapsed_s, rate=rate,
+                            description=f"  {database} {'measuring' if measuring else 'warm-up'}")
+
+        def record(self, r: hb.Record) -> None:
+            self._drop()
+            fail = f", [red]{r.failures} failures[/]" if r.failures else ""
+            progress.console.print(
+                f"  {r.database}: [bold]{r.payments_per_s:,.0f}[/] payments/s, "
+                f"p99 {r.p99_ms:,.1f} ms, server RSS {r.server_rss_peak_mb:,.0f} MB{fail}")
+
+    return RichHttpProgress()
+
+
+def print_http_report(report: hb.Report) -> None:
+    t = Table(title=f"HTTP API: payments over loopback ({report.seconds:g} s after "
+                    f"{report.warmup:g} s warm-up)")
+    for col in ("database", "flow", "done/s", "p50 ms", "p95 ms", "p99 ms", "success", "errors"):
+        t.add_column(col, justify="left" if col in ("database", "flow", "errors") else "right")
+    for r in report.records:
+        rows = [("all", {"per_s": r.payments_per_s, "p50_ms": r.p50_ms, "p95_ms": r.p95_ms,
+                         "p99_ms": r.p99_ms, "success_rate": r.success_rate,
+                         "errors": r.errors}), *r.flows.items()]
+        for name, f in rows:
+            ok = f["success_rate"]
+            errors = ", ".join(f"{k} × {v}" for k, v in f["errors"].items())
+            t.add_row(r.database, name, f"{f['per_s']:,.0f}", f"{f['p50_ms']:.1f}",
+                      f"{f['p95_ms']:.1f}", f"{f['p99_ms']:.1f}",
+                      "–" if ok is None else f"{ok * 100:.2f}%", errors[:60] or "–")
+    console.print(t)
+    for r in report.records:
+        cores = f"server {r.server_cpu_cores:.2f}"
+        if r.postgres_cpu_cores is not None:
+            cores += f", PostgreSQL {r.postgres_cpu_cores:.2f}"
+        if r.loadgen_cpu_cores is not None:
+            cores += f", load generator {r.loadgen_cpu_cores:.2f}"
+        console.print(f"{r.database}: {r.workers} API workers, {r.users} users; server RSS "
+                      f"peak {r.server_rss_peak_mb:,.0f} MB; CPU cores used: {cores}; "
+                      f"target {'[green]met[/]' if r.target_met else '[yellow]not met[/]'}")
+
+
+@bench_app.command("http")
+def http_cmd(
+    db: str = typer.Option("sqlite,postgresql", "--db", help="comma-separated: sqlite, postgresql"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.5, help="measured seconds"),
+    warmup: float = typer.Option(3.0, "--warmup", min=0.0, help="unmeasured seconds first"),
+    users: int = typer.Option(64, "--users", min=1, help="concurrent virtual users"),
+    workers: int = typer.Option(2, "--workers", min=1, help="API worker processes"),
+    mix: str = typer.Option("p2p=3,remote=2,nfc=5", "--mix",
+                            help="flow weights: p2p, remote (create + confirm), nfc"),
+    out: Path = typer.Option(Path("bench/results/http.json"), "--out"),
+    docs: bool = typer.Option(True, "--docs/--no-docs",
+                              help="regenerate the HTTP section of --docs-file"),
+    docs_file: Path = typer.Option(Path("docs/benchmarks.md"), "--docs-file"),
+) -> None:
+    """Payments per second through the HTTP API (P2P, remote payments, NFC taps), with a
+    load generator in its own process; exit 1 on any failed payment."""
+    from paycell.bench import http as hb
+
+    try:
+        weights = hb.parse_mix(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from None
+    if weights.get("p2p") and users < 2:
+        raise typer.BadParameter("p2p needs at least two users", param_hint="--users")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=console,
+                  transient=True) as progress:
+        report = hb.run(_databases(db), seconds=seconds, warmup=warmup, users=users,
+                        workers=workers, mix=weights, out=out,
+                        docs=docs_file if docs else None, progress=_http_progress(progress))
+    print_http_report(report)
+    console.print(f"results: {out}" + (f", {docs_file}" if docs else ""))
+    failures = sum(r.failures for r in report.records)
+    if failures:
+        console.print(f"[red bold]{failures} failed payments[/]")
+        raise typer.Exit(1)

@@ -123,15 +123,16 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-def update_docs(path: Path, section: str) -> None:
-    """Replace the generated section of ``path``, keeping the rest (or create the file)."""
-    block = f"{DOCS_START}\n{section.rstrip()}\n{DOCS_END}"
+def update_docs(path: Path, section: str, *, start: str = DOCS_START, end: str = DOCS_END,
+                heading: str = "") -> None:
+    """Replace the generated section between ``start`` and ``end`` of ``path``, keeping the
+    rest (or create the file). A missing section is appended, after ``heading``."""
+    block = f"{start}\n{section.rstrip()}\n{end}"
     old = path.read_text() if path.exists() else DOCS_INTRO
-    start, end = old.find(DOCS_START), old.find(DOCS_END)
-    if start != -1 and end > start:
-        new = old[:start] + block + old[end + len(DOCS_END):]
+    i, j = old.find(start), old.find(end)
+    if i != -1 and j > i:
+        new = old[:i] + block + old[j + len(end):]
     else:
-        new = old.rstrip() + "\n\n" + block + "\n"
+        new = old.rstrip() + "\n\n" + (heading.rstrip() + "\n\n" if heading else "") + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
-

@@ -1,0 +1,415 @@
+"""The HTTP benchmark: payments per second through the whole API, as clients see them.
+
+Per database (a temp SQLite file, or a throwaway durable PostgreSQL): migrate; open and fund
+``users`` wallets, log each in, issue and activate an NFC card for each, onboard a few
+merchants with a store, register and sign on one terminal per user, all through the
+services (untimed). Then start the API as ``paycell serve`` would (``uvicorn
+paycell.api.app:create_app --factory --workers N``, background jobs off:
+``PAYCELL_RUN_WORKERS=0``; the flows driven here queue no job they need) and run
+:mod:`paycell.bench.loadgen` in a process of its own beside it. While it runs, the RSS and
+CPU time of the server's process tree (and PostgreSQL's) are read from /proc.
+
+Results: ``bench/results/http.json`` and the section of docs/benchmarks.md between the
+``http-bench`` markers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from paycell.bench import machine
+
+DATABASES = ("sqlite", "postgresql")
+DEFAULT_MIX = {"p2p": 3.0, "remote": 2.0, "nfc": 5.0}
+PIN = "135790"
+OPERATOR_KEY = "bench-operator-key"
+WALLET_FUNDS = 100_000_000  # fen: far more than any run spends
+MERCHANTS = 4
+TIERS = [{"tier": 0, "name": "bench", "balance_cap_fen": 10**13, "per_transaction_fen": 10**12,
+          "daily_fen": 10**13, "monthly_fen": 10**13}]
+TARGET = {"payments_per_s": 1_000, "p99_ms": 100.0, "success_rate": 1.0}
+DOCS_START = "<!-- http-bench:start -->"
+DOCS_END = "<!-- http-bench:end -->"
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``p2p=3,remote=2,nfc=5`` -> weights; unknown flows and negative weights refused."""
+    from paycell.bench.loadgen import FLOWS
+
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, weight = part.partition("=")
+        name = name.strip()
+        if name not in FLOWS:
+            raise ValueError(f"unknown flow {name!r}; flows: {', '.join(FLOWS)}")
+        try:
+            mix[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"weight of {name!r} is not a number: {weight!r}") from None
+        if mix[name] < 0:
+            raise ValueError(f"weight of {name!r} is negative")
+    if not any(w > 0 for w in mix.values()):
+        raise ValueError("the mix needs at least one flow with a positive weight")
+    return mix
+
+
+# -- /proc -----------------------------------------------------------------------------------
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (now)."""
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def tree_usage(pid: int) -> tuple[int, float]:
+    """(RSS bytes, CPU seconds user+system) summed over ``pid``'s process tree."""
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    rss, cpu = 0, 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the name: state(0) ppid(1) ... utime(11) stime(12) ... rss(21)
+        cpu += (int(fields[11]) + int(fields[12])) / tick
+        rss += int(fields[21]) * page
+    return rss, cpu
+
+
+# -- set-up ----------------------------------------------------------------------------------
+def _settings(url: str) -> Any:
+    from paycell.config import Settings
+
+    return Settings(database_url=url, kyc_tiers_json=json.dumps(TIERS),
+                    operator_api_key=OPERATOR_KEY, run_workers=False, simulators=False,
+                    access_token_ttl_s=86_400)
+
+
+def server_env(url: str) -> dict[str, str]:
+    return {**os.environ, "PAYCELL_DATABASE_URL": url,
+            "PAYCELL_KYC_TIERS_JSON": json.dumps(TIERS),
+            "PAYCELL_OPERATOR_API_KEY": OPERATOR_KEY, "PAYCELL_RUN_WORKERS": "0",
+            "PAYCELL_SIMULATORS": "false", "PAYCELL_ACCESS_TOKEN_TTL_S": "86400"}
+
+
+def _iccid(i: int) -> str:
+    from paycell.onsite.cards import luhn_digit
+
+    body = f"8986{7_000_000_000 + i:014d}"
+    return body + luhn_digit(body)
+
+
+def seed(url: str, users: int, on_progress: Callable[[int, int], None] | None = None
+         ) -> dict[str, Any]:
+    """Migrate and set up through the services; returns the load generator's plan (without
+    its run parameters): wallets with their tokens, cards and terminals, and merchants."""
+    from paycell.bench.ledger import _flush, _setup_engine
+    from paycell.context import build_context
+    from paycell.ledger import chart
+    from paycell.ledger.model import TransferRequest
+    from paycell.merchants.service import add_store, create_active_merchant
+    from paycell.migrate import upgrade
+    from paycell.onsite import cards, terminals
+    from paycell.onsite.keystore import KeyStore
+    from paycell.subscribers.service import open_account
+    from paycell.subscribers.tokens import login
+
+    tick = on_progress or (lambda _d, _t: None)
+    upgrade(url)
+    engine = _setup_engine(url)
+    settings = _settings(url)
+    try:
+        ctx = build_context(engine, settings=settings)
+        bank = chart.system_account(ctx.ledger, chart.Code.BANK_CLEARING, "bench")
+        merchants = []
+        for m in range(min(MERCHANTS, users)):
+            om = create_active_merchant(ctx, name=f"Bench Shop {m + 1}", category="retail")
+            add_store(ctx, om.merchant.id, "S1", f"Bench Shop {m + 1} S1", "1 Nanjing Road",
+                      "bench")
+            assert om.merchant.payable_account_id is not None
+            # Each terminal's deposit comes out of the payable: put it there first.
+            ctx.ledger.post_one(TransferRequest(
+                f"bench:payable:{om.merchant.id}", bank.id, om.merchant.payable_account_id,
+                settings.terminal_deposit_fen * (users // MERCHANTS + 1),
+                code=int(chart.TransferCode.TOPUP_BANK), ref="bench payable"))
+            merchants.append(om)
+        keystore = KeyStore(settings)
+        done = [0]
+
+        def one(i: int) -> dict[str, Any]:
+            # Opening (argon2 hash) and logging in (argon2 verify) dominate: threads.
+            sub = open_account(ctx, f"1391{i:07d}", PIN)
+            tokens, _ = login(ctx, sub.msisdn, PIN, f"bench-login-{i}")
+            card = cards.activate(ctx, cards.issue_card(ctx, sub, _iccid(i)).id)
+            om = merchants[i % len(merchants)]
+            reg = terminals.register_terminal(ctx, om.merchant.code, "S1", "bench")
+            batch = terminals.sign_on(ctx, reg.terminal)
+            done[0] += 1
+            tick(done[0], users)
+            return {"msisdn": sub.msisdn, "token": tokens.access_token,
+                    "wallet_account_id": sub.wallet_account_id,
+                    "card": {"pan": card.pan, "psn": card.psn,
+                             "key_hex": keystore.card_key_for_personalisation(
+                                 card.pan, card.psn).hex()},
+                    "terminal": {"terminal_id": reg.terminal.terminal_id,
+                                 "key_hex": reg.key_hex, "merchant_code": om.merchant.code,
+                                 "store_code": "S1", "batch_no": batch.batch_no}}
+
+        threads = 1 if url.startswith("sqlite") else 4
+        with ThreadPoolExecutor(threads) as pool:
+            wallets = list(pool.map(one, range(users)))
+        results = ctx.ledger.post([
+            TransferRequest(id=f"bench:fund:{w['msisdn']}", debit_account_id=bank.id,
+                            credit_account_id=w["wallet_account_id"], amount=WALLET_FUNDS,
+                            code=int(chart.TransferCode.TOPUP_BANK), ref="bench funding")
+            for w in wallets])
+        if not all(r.ok for r in results):
+            raise RuntimeError(f"funding the bench wallets failed: {results[0].error!r}")
+        _flush(engine)
+        return {"pin": PIN, "wallets": wallets,
+                "merchants": [{"key_id": m.key_id, "secret": m.secret} for m in merchants]}
+    finally:
+        engine.dispose()
+
+
+# -- one database ----------------------------------------------------------------------------
+@dataclass(slots=True)
+class Record:
+    database: str
+    workers: int
+    users: int
+    seconds: float
+    payments: int
+    payments_per_s: float
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    success_rate: float | None
+    failures: int  # whole run, warm-up included
+    server_rss_peak_mb: float
+    server_rss_end_mb: float
+    server_cpu_cores: float  # CPU seconds of the server's tree per second of load
+    postgres_cpu_cores: float | None
+    loadgen_cpu_cores: float | None
+    setup_s: float
+    retries: int = 0  # requests sent again after the connection dropped (same key)
+    flows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def target_met(self) -> bool:
+        return (self.payments_per_s >= TARGET["payments_per_s"]
+                and self.p99_ms < TARGET["p99_ms"]
+                and self.success_rate == TARGET["success_rate"] and self.failures == 0)
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "target_met": self.target_met}
+
+
+class Progress:
+    """What the run tells its caller; the CLI draws it with rich."""
+
+    def step(self, text: str) -> None:
+        """A set-up step starts."""
+
+    def setup_progress(self, done: int, total: int) -> None:
+        """Users set up so far."""
+
+    def load_tick(self, database: str, elapsed_s: float, total_s: float, measuring: bool,
+                  payments: int) -> None:
+        """About twice a second while the load runs."""
+
+    def record(self, record: Record) -> None:
+        """A database is done."""
+
+
+def _postmaster_pid(server: Any) -> int | None:
+    try:
+        return int((Path(server.data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def bench_database(database: str, url: str, *, users: int, workers: int, seconds: float,
+                   warmup: float, mix: dict[str, float], work: Path, progress: Progress,
+                   pg_pid: int | None = None, seed_no: int = 2026) -> Record:
+    from paycell.devtools.chaos import ApiServer
+    from paycell.devtools.pgserver import free_port
+
+    progress.step(f"{database}: migrating, opening {users} wallets with cards and terminals")
+    began = time.perf_counter()
+    plan = seed(url, users, progress.setup_progress)
+    setup_s = time.perf_counter() - began
+    progress.step(f"{database}: starting the API ({workers} worker processes)")
+    server = ApiServer(server_env(url), free_port(), workers, work / f"server-{database}.log")
+    server.start()
+    assert server.proc is not None
+    server_pid = server.proc.pid
+    plan_file, result_file = work / f"plan-{database}.json", work / f"result-{database}.json"
+    plan_file.write_text(json.dumps({**plan, "base_url": server.url, "users": users,
+                                     "seconds": seconds, "warmup": warmup, "mix": mix,
+                                     "seed": seed_no}))
+    rss_peak = 0
+    marks: dict[str, tuple[float, float, float]] = {}  # wall, server cpu, postgres cpu
+    try:
+        progress.step(f"{database}: {users} users for {warmup:g} s warm-up + {seconds:g} s")
+        gen = subprocess.Popen([sys.executable, "-m", "paycell.bench.loadgen", str(plan_file),
+                                str(result_file)], stdout=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL)
+        assert gen.stdout is not None
+        for line in gen.stdout:
+            try:
+                tick = json.loads(line)
+            except ValueError:
+                continue
+            rss, cpu = tree_usage(server_pid)
+            rss_peak = max(rss_peak, rss)
+            pg_cpu = tree_usage(pg_pid)[1] if pg_pid else 0.0
+            if tick["measuring"] and "start" not in marks:
+                marks["start"] = (time.perf_counter(), cpu, pg_cpu)
+            marks["last"] = (time.perf_counter(), cpu, pg_cpu)
+            progress.load_tick(database, tick["elapsed"], warmup + seconds, tick["measuring"],
+                               tick["payments"])
+        if gen.wait() != 0:
+            raise RuntimeError(f"the load generator exited with {gen.returncode}")
+        rss_end, _ = tree_usage(server_pid)
+    finally:
+        server.kill()
+    result = json.loads(result_file.read_text())
+    ov = result["overall"]
+
+    def cores(i: int) -> float:
+        if "start" not in marks or marks["last"][0] <= marks["start"][0]:
+            return 0.0
+        return round((marks["last"][i] - marks["start"][i])
+                     / (marks["last"][0] - marks["start"][0]), 2)
+
+    record = Record(
+        database=database, workers=workers, users=users, seconds=result["seconds"],
+        payments=ov["completed"], payments_per_s=ov["per_s"],
+        requests_per_s=result["requests_per_s"], p50_ms=ov["p50_ms"], p95_ms=ov["p95_ms"],
+        p99_ms=ov["p99_ms"], success_rate=ov["success_rate"], failures=result["failed_total"],
+        server_rss_peak_mb=round(max(rss_peak, rss_end) / 2**20, 1),
+        server_rss_end_mb=round(rss_end / 2**20, 1), server_cpu_cores=cores(1),
+        postgres_cpu_cores=cores(2) if pg_pid else None,
+        loadgen_cpu_cores=result["loadgen"]["cpu_share_in_window"], setup_s=round(setup_s, 1),
+        retries=result["retries"], flows=result["flows"], errors=result["errors_total"])
+    progress.record(record)
+    return record
+
+
+# -- the whole run ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class Report:
+    generated_at: str
+    machine: dict[str, Any]
+    seconds: float
+    warmup: float
+    mix: dict[str, float]
+    records: list[Record]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at, "machine": self.machine,
+            "method": {
+                "load": "closed loop: each virtual user runs one flow at a time, then the next",
+                "flows": {"p2p": "POST /v1/wallet/transfers (1 request)",
+                          "remote": "merchant POST /v1/payments + payer confirm (2 requests)",
+                          "nfc": "POST /v1/terminal/authorisations with a card's ARQC"},
+                "mix": self.mix, "warmup_s": self.warmup, "seconds": self.seconds,
+                "target": TARGET,
+            },
+            "records": [r.to_json() for r in self.records],
+        }
+
+
+def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: float = 3.0,
+        users: int = 64, workers: int = 2, mix: dict[str, float] | None = None,
+        out: Path | None = None, docs: Path | None = None, progress: Progress | None = None,
+        workdir: Path | None = None) -> Report:
+    """Benchmark each database; write the JSON (``out``) and the docs section (``docs``)."""
+    unknown = set(databases) - set(DATABASES)
+    if unknown:
+        raise ValueError(f"unknown database(s) {sorted(unknown)}; choose from {DATABASES}")
+    mix = dict(mix or DEFAULT_MIX)
+    if mix.get("p2p") and users < 2:
+        raise ValueError("p2p needs at least two users")
+    rep = progress or Progress()
+    generated_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    own = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="paycell-http-bench-")) if workdir is None else workdir
+    server = None
+    records: list[Record] = []
+    try:
+        pg_version = None
+        if "postgresql" in databases:
+            from paycell.bench.pgbench import server_version
+            from paycell.devtools.pgserver import ThrowawayPostgres
+
+            rep.step("starting PostgreSQL (durable)")
+            server = ThrowawayPostgres(durable=True).start()
+            pg_version = server_version(server)
+        info = machine.describe(postgres_version=pg_version,
+                                temp_dir=tempfile.gettempdir() if own else work)
+        for db in databases:
+            if db == "sqlite":
+                db_file = work / "http-bench.db"
+                if db_file.exists():
+                    raise FileExistsError(f"{db_file} exists: the benchmark needs a fresh one")
+                url, pg_pid = f"sqlite:///{db_file}", None
+            else:
+                assert server is not None
+                server.drop_database("http_bench")
+                url, pg_pid = server.create_database("http_bench"), _postmaster_pid(server)
+            records.append(bench_database(db, url, users=users, workers=workers,
+                                          seconds=seconds, warmup=warmup, mix=mix, work=work,
+                                          progress=rep, pg_pid=pg_pid))
+    finally:
+        if server is not None:
+            server.stop()
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+    report = Report(generated_at=generated_at, machine=info, seconds=seconds, warmup=warmup,
+                    mix=mix, records=records)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if docs is not None:
+        from paycell.bench.docs import update_docs
+        from paycell.bench.http_docs import HEADING, render_markdown
+
+        update_docs(docs, render_markdown(report), start=DOCS_START, end=DOCS_END,
+                    heading=HEADING)
+    return report

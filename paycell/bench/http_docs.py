@@ -1,0 +1,67 @@
+"""The HTTP benchmark's generated section of ``docs/benchmarks.md`` (between the
+``http-bench`` markers), and the hand-written heading put before it the first time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paycell.bench import machine
+
+if TYPE_CHECKING:
+    from paycell.bench.http import Report
+
+HEADING = """\
+## The HTTP API: payments per second as clients see them
+
+`paycell bench http` (part of `make bench`) drives the whole API over loopback; see
+`paycell/bench/http.py` for the method.
+"""
+
+
+def _f(v: float | None, digits: int = 0) -> str:
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+def _rate(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.2f}%"
+
+
+def render_markdown(report: Report) -> str:
+    from paycell.bench.http import TARGET
+
+    lines = [f"### Latest run ({report.generated_at})", ""]
+    lines += ["| machine | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in machine.summary(report.machine)]
+    mix = ", ".join(f"{k} {v:g}" for k, v in report.mix.items())
+    lines += ["", f"Warm-up {report.warmup:g} s (not counted), then {report.seconds:g} s "
+              f"measured; mix (weights): {mix}.", ""]
+    lines += ["| database | API workers | users | payments/s | requests/s | p50 ms | p95 ms | "
+              "p99 ms | success | failures | server RSS peak MB | CPU cores: server / "
+              "PostgreSQL / load generator |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+              "---: |"]
+    for r in report.records:
+        lines.append(
+            f"| {r.database} | {r.workers} | {r.users} | {_f(r.payments_per_s)} | "
+            f"{_f(r.requests_per_s)} | {_f(r.p50_ms, 1)} | {_f(r.p95_ms, 1)} | "
+            f"{_f(r.p99_ms, 1)} | {_rate(r.success_rate)} | {r.failures} | "
+            f"{_f(r.server_rss_peak_mb)} | {_f(r.server_cpu_cores, 2)} / "
+            f"{_f(r.postgres_cpu_cores, 2)} / {_f(r.loadgen_cpu_cores, 2)} |")
+    lines += ["", "Per flow (a remote payment is two requests: create and confirm):", "",
+              "| database | flow | done/s | p50 ms | p95 ms | p99 ms | success | errors |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in report.records:
+        for name, f in r.flows.items():
+            errors = ", ".join(f"{k} × {v}" for k, v in f["errors"].items()) or "–"
+            lines.append(f"| {r.database} | {name} | {_f(f['per_s'])} | {_f(f['p50_ms'], 1)} | "
+                         f"{_f(f['p95_ms'], 1)} | {_f(f['p99_ms'], 1)} | "
+                         f"{_rate(f['success_rate'])} | {errors} |")
+    lines.append("")
+    for r in report.records:
+        verdict = "met" if r.target_met else "not met"
+        lines.append(f"- {r.database}: {_f(r.payments_per_s)} payments/s, p99 "
+                     f"{_f(r.p99_ms, 1)} ms, success {_rate(r.success_rate)} (target ≥ "
+                     f"{TARGET['payments_per_s']:,} payments/s, p99 < {TARGET['p99_ms']:g} ms, "
+                     f"100%: {verdict}).")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,297 @@
+"""The HTTP benchmark's load generator, run as a process of its own beside the server:
+``python -m paycell.bench.loadgen PLAN.json RESULT.json``.
+
+``users`` virtual users (asyncio tasks sharing one httpx.AsyncClient) each loop, closed-loop:
+pick a flow by the mix's weights, run it to the end, start the next. Flows:
+
+- ``p2p``: ``POST /v1/wallet/transfers`` (Bearer token, PIN) to another user's number;
+- ``remote``: the merchant's signed ``POST /v1/payments`` for this user, then the user's
+  ``POST /v1/wallet/payments/{trade_no}/confirm`` with the PIN: one payment, two requests;
+- ``nfc``: the user's card (a :class:`CardSim`) answers GENERATE AC with an ARQC, the user's
+  own terminal sends ``POST /v1/terminal/authorisations`` (MACed), the card takes the ARPC.
+
+Every request carries its own Idempotency-Key. Each user owns its wallet, card and terminal,
+so ATCs and STANs only grow, as on real cards and terminals. Following Mojaloop's method the
+first ``warmup`` seconds are run but not counted: a flow counts when it *ends* inside the
+measured window. Progress goes to stdout as JSON lines; the results to RESULT.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import random
+import secrets
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from paycell.merchants.signing import MerchantAuth
+from paycell.onsite import emv
+from paycell.onsite.card_sim import CardSim
+from paycell.onsite.pos_sim import CST, TerminalAuth
+
+FLOWS = ("p2p", "remote", "nfc")
+REQUEST_TIMEOUT_S = 30.0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (0 for none)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass(slots=True)
+class Done:
+    flow: str
+    began: float
+    ended: float
+    ok: bool
+    code: str | None
+    requests: int
+
+
+@dataclass
+class User:
+    index: int
+    msisdn: str
+    token: str
+    card: CardSim
+    terminal: dict[str, Any]
+    stan: int = 0
+
+
+@dataclass
+class State:
+    plan: dict[str, Any]
+    users: list[User]
+    merchants: list[MerchantAuth]
+    done: list[Done] = field(default_factory=list)
+    stop_at: float = math.inf
+    window: tuple[float, float] = (math.inf, math.inf)
+    retries: int = 0
+
+
+def _code(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"http_{resp.status_code}"
+    code = body.get("code") if isinstance(body, dict) else None
+    return f"{resp.status_code}:{code}" if code else f"http_{resp.status_code}"
+
+
+def _idem() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+# A kept-alive connection the server closes just as a request goes out (uvicorn closes idle
+# ones after 5 s) fails with one of these. The request is sent again with the same
+# Idempotency-Key (a terminal message: the same key of terminal, batch and STAN), as a real
+# client would: the platform answers the first outcome, never a second payment.
+RETRYABLE = (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError,
+             httpx.WriteError)
+
+
+async def _post(http: httpx.AsyncClient, st: State, url: str, **kw: Any) -> httpx.Response:
+    try:
+        return await http.post(url, **kw)
+    except RETRYABLE:
+        st.retries += 1
+        return await http.post(url, **kw)
+
+
+async def _p2p(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+               ) -> tuple[str | None, int]:
+    others = st.users
+    to = others[(u.index + 1 + rng.randrange(len(others) - 1)) % len(others)].msisdn
+    r = await _post(http, st, "/v1/wallet/transfers",
+                        json={"to_msisdn": to, "amount_fen": rng.randint(1, 500),
+                              "pin": st.plan["pin"]},
+                        headers={"Authorization": f"Bearer {u.token}", **_idem()})
+    return (None if r.status_code == 201 else _code(r)), 1
+
+
+async def _remote(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+                  ) -> tuple[str | None, int]:
+    merchant = st.merchants[u.index % len(st.merchants)]
+    r = await _post(http, st, "/v1/payments", auth=merchant, headers=_idem(), json={
+        "out_trade_no": f"B{uuid.uuid4().hex}", "amount_fen": rng.randint(100, 5_000),
+        "subject": "benchmark order", "payer_msisdn": u.msisdn})
+    if r.status_code != 201:
+        return "create " + _code(r), 1
+    trade_no = r.json()["trade_no"]
+    r = await _post(http, st, f"/v1/wallet/payments/{trade_no}/confirm",
+                        json={"pin": st.plan["pin"]},
+                        headers={"Authorization": f"Bearer {u.token}", **_idem()})
+    if r.status_code != 200:
+        return "confirm " + _code(r), 2
+    state = r.json().get("state")
+    return (None if state == "paid" else f"confirm state {state}"), 2
+
+
+async def _nfc(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+               ) -> tuple[str | None, int]:
+    t = u.terminal
+    u.stan = u.stan % 999_999 + 1
+    amount = rng.randint(100, 3_000)  # below the no-PIN limit: a tap, as at a shop till
+    ac = u.card.generate_ac(amount, unpredictable=secrets.token_hex(4).upper(),
+                            date=dt.datetime.now(CST).strftime("%y%m%d"))
+    x = ac.txn
+    msg = {"merchant_code": t["merchant_code"], "store_code": t["store_code"],
+           "batch_no": t["batch_no"], "stan": f"{u.stan:06d}", "pan": u.card.pan,
+           "psn": u.card.psn, "amount_fen": x.amount_fen, "other_fen": x.other_fen,
+           "currency": x.currency, "country": x.country, "date": x.date,
+           "txn_type": x.txn_type, "tvr": x.tvr, "aip": x.aip, "cvr": x.cvr,
+           "unpredictable": x.unpredictable, "atc": x.atc,
+           "arqc": ac.cryptogram.hex().upper()}
+    r = await _post(http, st, "/v1/terminal/authorisations", json=msg, auth=t["auth"],
+                        headers=_idem())
+    if r.status_code != 200:
+        u.card.second_generate_ac(None, emv.ARC_DECLINED)
+        return _code(r), 1
+    answer = r.json()
+    arpc = bytes.fromhex(answer["arpc"]) if answer.get("arpc") else None
+    arc = bytes.fromhex(answer["arc"]) if answer.get("arc") else emv.ARC_DECLINED
+    card_result = u.card.second_generate_ac(arpc, arc).kind
+    if not answer.get("approved"):
+        return f"declined {answer.get('response_code')}:{answer.get('reason')}", 1
+    return (None if card_result == "TC" else "card refused the approval (ARPC)"), 1
+
+
+RUNNERS = {"p2p": _p2p, "remote": _remote, "nfc": _nfc}
+
+
+async def _user(http: httpx.AsyncClient, st: State, u: User, flows: list[str],
+                weights: list[float], seed: int) -> None:
+    rng = random.Random(seed)
+    clock = time.perf_counter
+    while clock() < st.stop_at:
+        flow = rng.choices(flows, weights)[0]
+        began = clock()
+        try:
+            code, n = await RUNNERS[flow](http, st, u, rng)
+        except httpx.HTTPError as exc:
+            code, n = f"transport {type(exc).__name__}", 1
+        except Exception as exc:  # a bug in a flow: count it, keep the load going
+            code, n = f"exception {type(exc).__name__}: {exc}"[:120], 1
+        st.done.append(Done(flow, began, clock(), code is None, code, n))
+
+
+def _progress(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def _users(plan: dict[str, Any]) -> list[User]:
+    out = []
+    for i, w in enumerate(plan["wallets"][: plan["users"]]):
+        c, t = w["card"], w["terminal"]
+        card = CardSim(c["pan"], c["psn"], bytes.fromhex(c["key_hex"]), atc=c.get("atc", 0))
+        term = {**t, "auth": TerminalAuth(t["terminal_id"], bytes.fromhex(t["key_hex"]))}
+        out.append(User(i, w["msisdn"], w["token"], card, term))
+    return out
+
+
+async def run(plan: dict[str, Any]) -> dict[str, Any]:
+    """Drive the load the plan describes; return the raw figures (see ``summarise``)."""
+    mix: dict[str, float] = {k: float(v) for k, v in plan["mix"].items() if float(v) > 0}
+    flows, weights = list(mix), list(mix.values())
+    users = _users(plan)
+    if len(users) < 2 and "p2p" in mix:
+        raise SystemExit("p2p needs at least two users")
+    st = State(plan, users, [MerchantAuth(m["key_id"], m["secret"])
+                             for m in plan["merchants"]])
+    limits = httpx.Limits(max_connections=len(users), max_keepalive_connections=len(users))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    async with httpx.AsyncClient(base_url=plan["base_url"], limits=limits,
+                                 timeout=REQUEST_TIMEOUT_S) as http:
+        began = time.perf_counter()
+        warm_end = began + plan["warmup"]
+        st.window = (warm_end, warm_end + plan["seconds"])
+        st.stop_at = st.window[1]
+        tasks = [asyncio.create_task(_user(http, st, u, flows, weights, plan["seed"] + u.index))
+                 for u in users]
+        cpu_window: list[float] = []
+        while (now := time.perf_counter()) < st.stop_at:
+            measuring = now >= warm_end
+            if measuring and not cpu_window:
+                cpu_window.append(time.process_time())
+            counted = sum(1 for d in st.done if d.ok and d.ended >= warm_end) if measuring else 0
+            _progress(elapsed=round(now - began, 2), measuring=measuring, payments=counted)
+            await asyncio.sleep(min(0.5, max(0.01, st.stop_at - now)))
+        cpu_window.append(time.process_time())
+        await asyncio.gather(*tasks, return_exceptions=True)
+    result = summarise(st, flows)
+    result["loadgen"] = {
+        "cpu_s": round(time.process_time() - cpu0, 2),
+        "wall_s": round(time.perf_counter() - wall0, 2),
+        "cpu_share_in_window": round((cpu_window[-1] - cpu_window[0]) / plan["seconds"], 3)
+        if len(cpu_window) == 2 else None,
+    }
+    result["atc"] = {u.card.pan: u.card.atc for u in users}
+    return result
+
+
+def _stats(done: list[Done], seconds: float) -> dict[str, Any]:
+    ok = sorted(d.ended - d.began for d in done if d.ok)
+    n = len(done)
+    return {
+        "completed": len(ok), "failed": n - len(ok),
+        "per_s": round(len(ok) / seconds, 1),
+        "requests": sum(d.requests for d in done),
+        "success_rate": round(len(ok) / n, 5) if n else None,
+        "p50_ms": round(percentile(ok, 50) * 1000, 2),
+        "p95_ms": round(percentile(ok, 95) * 1000, 2),
+        "p99_ms": round(percentile(ok, 99) * 1000, 2),
+        "max_ms": round(ok[-1] * 1000, 2) if ok else 0.0,
+        "errors": dict(Counter(d.code for d in done if d.code)),
+    }
+
+
+def summarise(st: State, flows: list[str]) -> dict[str, Any]:
+    """Figures over the flows that ended inside the measured window, per flow and overall;
+    errors are also counted over the whole run (warm-up and tail included)."""
+    start, end = st.window
+    seconds = end - start
+    window = [d for d in st.done if start <= d.ended < end]
+    all_errors = Counter(d.code for d in st.done if d.code)
+    overall = _stats(window, seconds)
+    return {
+        "seconds": round(seconds, 3),
+        "overall": overall,
+        "flows": {f: _stats([d for d in window if d.flow == f], seconds) for f in flows},
+        "requests_per_s": round(overall["requests"] / seconds, 1),
+        "flows_total": len(st.done),
+        "failed_total": sum(1 for d in st.done if not d.ok),
+        "errors_total": dict(all_errors),
+        "retries": st.retries,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        raise SystemExit("usage: python -m paycell.bench.loadgen PLAN.json RESULT.json")
+    plan = json.loads(Path(args[0]).read_text())
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        result = asyncio.run(run(plan))
+    else:
+        result = uvloop.run(run(plan))
+    Path(args[1]).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

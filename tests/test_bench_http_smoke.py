@@ -1,0 +1,67 @@
+"""Smoke test of ``paycell bench http``: SQLite only, a few users for a few seconds, every
+flow of the mix; the shape of the JSON and 100% success, no timing assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paycell.bench import http as hb
+from paycell.bench.docs import DOCS_END, DOCS_START
+
+RECORD_KEYS = {
+    "database", "workers", "users", "seconds", "payments", "payments_per_s", "requests_per_s",
+    "p50_ms", "p95_ms", "p99_ms", "success_rate", "failures", "server_rss_peak_mb",
+    "server_cpu_cores", "loadgen_cpu_cores", "flows", "errors", "target_met",
+}
+FLOW_KEYS = {"completed", "failed", "per_s", "requests", "success_rate", "p50_ms", "p95_ms",
+             "p99_ms", "errors"}
+
+
+@pytest.mark.sqlite_only
+def test_http_bench_on_sqlite(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "http.json"
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# intro kept\n\n{DOCS_START}\nledger figures kept\n{DOCS_END}\n\n"
+                    f"{hb.DOCS_START}\nold figures\n{hb.DOCS_END}\n\ntail kept\n")
+    mix = {"p2p": 1.0, "remote": 1.0, "nfc": 1.0}
+    hb.run(["sqlite"], seconds=2, warmup=0.5, users=3, workers=1, mix=mix, out=out,
+           docs=docs, workdir=tmp_path)
+
+    data = json.loads(out.read_text())
+    assert set(data) >= {"generated_at", "machine", "method", "records"}
+    assert data["method"]["mix"] == mix
+    [r] = data["records"]
+    assert set(r) >= RECORD_KEYS
+    assert (r["database"], r["users"], r["workers"]) == ("sqlite", 3, 1)
+    assert r["failures"] == 0 and r["success_rate"] == 1.0, r["errors"]
+    assert r["payments"] > 0 and r["server_rss_peak_mb"] > 0
+    assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
+    assert set(r["flows"]) == {"p2p", "remote", "nfc"}
+    for name, f in r["flows"].items():
+        assert set(f) >= FLOW_KEYS, name
+        assert f["failed"] == 0, (name, f["errors"])
+    assert r["flows"]["remote"]["requests"] == 2 * r["flows"]["remote"]["completed"]
+
+    text = docs.read_text()
+    assert text.startswith("# intro kept") and text.rstrip().endswith("tail kept")
+    assert "ledger figures kept" in text and "old figures" not in text
+    assert text.count(hb.DOCS_START) == 1 and "| sqlite | nfc |" in text
+
+
+def test_mix_parsed() -> None:
+    assert hb.parse_mix("p2p=3, nfc=1") == {"p2p": 3.0, "nfc": 1.0}
+    assert hb.parse_mix("remote") == {"remote": 1.0}
+    for bad in ("card=1", "p2p=x", "p2p=-1", "p2p=0"):
+        with pytest.raises(ValueError):
+            hb.parse_mix(bad)
+
+
+def test_process_tree_usage() -> None:
+    import os
+
+    rss, cpu = hb.tree_usage(os.getpid())
+    assert rss > 0 and cpu > 0
+    assert os.getpid() in hb.process_tree(os.getpid())
