@@ -13,7 +13,7 @@ help:
 	@echo "make run    set up, migrate the SQLite default under var/, load demo data, serve on http://127.0.0.1:8000"
 	@echo "make test   set up, start a throwaway PostgreSQL, run the suite on SQLite and PostgreSQL"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  ledger and HTTP benchmarks"
+	@echo "make bench  benchmarks: ledger, HTTP payments, clearing and reconciliation of 1,000,000 rows"
 	@echo "make chaos  the bank test: 10 minutes of P2P transfers while the API and PostgreSQL are killed"
 	@echo "make audit  check the ledger invariants of the configured database"
 	@echo "make clean  remove var/ and caches (keeps .venv)"
