@@ -17,11 +17,12 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from paycell.money import AmountFormatError, format_amount, parse_amount
 from paycell.reconciliation.errors import StatementEncodingError, StatementInvalidError
@@ -32,6 +33,9 @@ COLUMNS = ["serial", "date", "direction", "reference", "amount", "memo"]
 DIRECTIONS = ("in", "out")
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 ENCODINGS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gbk": "gb18030", "gb18030": "gb18030"}
+# The usual shape of an amount ("1234.50"): read without the general parser; anything else
+# goes through paycell.money.parse_amount, which says what is wrong with it.
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})\.([0-9]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,7 @@ class Header:
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):  # a tuple: a million of them are made per large statement
     line_no: int
     serial: str
     day_no: int
@@ -115,6 +118,9 @@ def _date(text: str, line: int, field: str) -> date:
 
 
 def _amount(text: str, line: int, field: str, currency: str, *, signed: bool = False) -> int:
+    m = _PLAIN_AMOUNT.fullmatch(text) if currency == "CNY" else None
+    if m is not None and (value := int(m[1]) * 100 + int(m[2])) > 0:
+        return value
     try:
         value = parse_amount(text, currency)
     except AmountFormatError as exc:
@@ -166,6 +172,7 @@ class Reader:
 
     def __iter__(self) -> Iterator[Line]:
         cur = self.header.currency
+        days: dict[str, int] = {}  # a statement has few distinct dates: parse each once
         while True:
             row = self._next("trailer")
             n = self._rows.line_num
@@ -175,7 +182,7 @@ class Reader:
             if len(row) != 6:
                 raise _bad(n, "columns", f"a line has 6 columns ({','.join(COLUMNS)}); "
                                          f"this one has {len(row)}")
-            serial, day, direction, reference, amount, memo = (c.strip() for c in row)
+            serial, day, direction, reference, amount, memo = [c.strip() for c in row]
             if not 0 < len(serial) <= 64:
                 raise _bad(n, "serial", "serial is 1 to 64 characters")
             if direction not in DIRECTIONS:
@@ -188,7 +195,9 @@ class Reader:
                 self.totals.in_fen += fen
             else:
                 self.totals.out_fen += fen
-            yield Line(n, serial, day_no(_date(day, n, "date")), direction,
+            if (d := days.get(day)) is None:
+                d = days[day] = day_no(_date(day, n, "date"))
+            yield Line(n, serial, d, direction,
                        kind_of(self.header.source, reference), reference, fen, memo[:200])
 
     def _trailer(self, row: list[str], n: int) -> None:

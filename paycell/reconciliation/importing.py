@@ -37,9 +37,8 @@ def find_by_sha(conn: Connection, sha: str) -> int | None:
 
 
 def _rows(sid: int, source: str, reader: fm.Reader) -> Iterator[tuple[Any, ...]]:
-    for ln in reader:
-        yield (sid, source, ln.line_no, ln.serial, ln.day_no, ln.direction, ln.kind,
-               ln.reference, ln.amount_fen, ln.memo)
+    for ln in reader:  # Line's fields are _COLS[2:], in order
+        yield (sid, source, *ln)
 
 
 def _copy_pg(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> None:

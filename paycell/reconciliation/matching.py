@@ -129,8 +129,8 @@ def classify(ctx: Context, conn: Connection, st: Any, transit: int | None) -> No
     _exec(conn, "DELETE FROM recon_ours WHERE statement_id = :s AND reference IN (SELECT "
                 "reference FROM recon_items WHERE source = :src AND category = "
                 "'missing_theirs')", **p)
-    _exec(conn, "UPDATE recon_lines SET category = NULL, our_amount_fen = NULL "
-                "WHERE statement_id = :s", **p)
+    # Only ever run on a statement in state "imported", in the transaction that moves it on:
+    # its lines are unclassified (a failed run rolled back), so nothing needs resetting.
     _exec(conn, "UPDATE recon_lines SET category = 'duplicate' WHERE id IN (SELECT id FROM "
                 "(SELECT id, ROW_NUMBER() OVER (PARTITION BY reference ORDER BY line_no) AS rn "
                 "FROM recon_lines WHERE statement_id = :s) AS d WHERE rn > 1)", **p)
