@@ -6,6 +6,8 @@ This module stays light (no database imports) so that ``paycell --help`` stays q
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,3 +31,24 @@ class Reporter:
 
     def level_end(self, record: LevelRecord) -> None:
         """A level is done."""
+
+
+def database_urls(databases: list[str], name: str, work: Path) -> Iterator[tuple[str, str]]:
+    """``(database, url)`` for each of ``databases``: a file under ``work`` for SQLite, a
+    fresh database ``name`` on one durable throwaway PostgreSQL (started at the first
+    PostgreSQL entry, stopped when the iteration ends)."""
+    server = None
+    try:
+        for db in databases:
+            if db == "sqlite":
+                yield db, f"sqlite:///{work / (name + '.db')}"
+                continue
+            if server is None:
+                from paycell.devtools.pgserver import ThrowawayPostgres
+
+                server = ThrowawayPostgres(durable=True).start()
+            server.drop_database(name)
+            yield db, server.create_database(name)
+    finally:
+        if server is not None:
+            server.stop()

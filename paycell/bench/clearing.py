@@ -25,6 +25,7 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from paycell import migrate
+from paycell.bench import database_urls
 from paycell.db import make_engine
 
 MERCHANTS = 3_000
@@ -148,18 +149,8 @@ def main(databases: list[str], *, rows: int, out: Path, console: Console) -> Non
     """Measure on each database, print a table beside the baseline, write JSON to ``out``."""
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="paycell-bench-clearing-"))
-    server = None
     try:
-        for db in databases:
-            if db == "sqlite":
-                url = f"sqlite:///{work / 'clearing.db'}"
-            else:
-                if server is None:
-                    from paycell.devtools.pgserver import ThrowawayPostgres
-
-                    server = ThrowawayPostgres(durable=True).start()
-                server.drop_database("clearing_bench")
-                url = server.create_database("clearing_bench")
+        for db, url in database_urls(databases, "clearing_bench", work):
             console.print(f"{db}: migrating and seeding {rows:,} transfers")
             migrate.upgrade(url)
             engine = make_engine(url)
@@ -171,8 +162,6 @@ def main(databases: list[str], *, rows: int, out: Path, console: Console) -> Non
             results[db] = {"rows": rows, "seed_seconds": seeded,
                            "baseline_group_by_seconds": baseline(url), **_measure(url)}
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     table = Table(title=f"clearing one business day of {rows:,} transactions")
     for col in ("database", "merchants", "seconds", "baseline: bare GROUP BY s", "peak RSS MB",

@@ -26,6 +26,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from paycell import migrate
+from paycell.bench import database_urls
 from paycell.db import make_engine
 from paycell.reconciliation.formats import Header, OutLine, write
 from paycell.settlement.calendar import window
@@ -119,23 +120,11 @@ def bench_database(db: str, url: str, rows: int, work: Path, console: Console) -
 def main(databases: list[str], *, rows: int, out: Path, console: Console) -> None:
     """Measure on each database, print a table beside the baseline, write JSON to ``out``."""
     work = Path(tempfile.mkdtemp(prefix="paycell-recon-bench-"))
-    server = None
     results: list[dict[str, Any]] = []
     try:
-        for db in databases:
-            if db == "sqlite":
-                url = f"sqlite:///{work / 'recon-bench.db'}"
-            else:
-                if server is None:
-                    from paycell.devtools.pgserver import ThrowawayPostgres
-
-                    server = ThrowawayPostgres(durable=True).start()
-                server.drop_database("recon_bench")
-                url = server.create_database("recon_bench")
+        for db, url in database_urls(databases, "recon_bench", work):
             results.append(bench_database(db, url, rows, work, console))
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     table = Table(title=f"reconciliation of a {rows:,}-line GBK statement")
     for col in ("database", "seconds", "target", "baseline: read CSV s", "peak RSS MB", "target",
