@@ -22,8 +22,9 @@ from paycell.clikit import UrlOpt, cli_context
 from paycell.console import console
 from paycell.money import format_amount
 
-settle_app = typer.Typer(help="Clearing (清分) and settlement (结算): docs/settlement.md.",
-                         no_args_is_help=True)
+settle_app = typer.Typer(help="Clearing (清分) and settlement (结算): docs/settlement.md. "
+                         "`paycell settle --date D` clears D (the same as `settle run`).",
+                         invoke_without_command=True)
 DateOpt = typer.Option(..., "--date", help="business date YYYY-MM-DD (CST)")
 AsOpt = typer.Option(..., "--as", help="the operator acting (by name)")
 
@@ -75,6 +76,20 @@ def run(date: str = DateOpt, database_url: str | None = UrlOpt) -> None:
                       f"{', '.join(map(str, res.blocked))}")
     bar_chart("net payable per merchant (CNY)", top)
     console.print(f"report: {path}")
+
+
+@settle_app.callback()
+def settle_main(ctx: typer.Context,
+                date: str | None = typer.Option(None, "--date",
+                                                help="clear this business date (YYYY-MM-DD)"),
+                database_url: str | None = UrlOpt) -> None:
+    """``paycell settle --date D``: clear D; ``paycell settle`` alone: this help."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if date is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    run(date=date, database_url=database_url)
 
 
 @settle_app.command("payouts")

@@ -93,6 +93,9 @@ def test_cli_run_writes_a_report(ctx: Context, clock: ManualClock, db_url: str,
     assert lines[0].startswith("business_date,merchant_id") and lines[-1].startswith("TOTAL")
     again = runner.invoke(settle_app, ["run", "--date", "2026-11-25", "--database-url", db_url])
     assert again.exit_code == 0 and "(0 now)" in again.output
+    short = runner.invoke(settle_app, ["--date", "2026-11-25", "--database-url", db_url])
+    assert short.exit_code == 0 and "(0 now)" in short.output  # `paycell settle --date D`
+    assert "Usage" in runner.invoke(settle_app, []).output
 
 
 def _fresh() -> Settings:
