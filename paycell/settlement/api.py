@@ -177,22 +177,40 @@ async def clear_hold(request: Request, hold_id: IdPath, body: NoteIn, ctx: Ctx,
         lambda: payouts.clear_hold(ctx, operator, hold_id, body.note))
 
 
-_PUBLIC = ("business_date", "sales_count", "gross_fen", "refund_count", "refunds_fen",
-           "commission_fen", "commission_returned_fen", "deductions_fen", "net_fen",
-           "rule_kind")
+class SettlementDayOut(BaseModel):
+    """One cleared business day of a merchant, as the merchant sees it (fen)."""
+
+    business_date: str = Field(examples=["2026-11-25"])
+    sales_count: int
+    gross_fen: int = Field(description="sales of the day")
+    refund_count: int
+    refunds_fen: int
+    commission_fen: int = Field(description="the platform's commission on the sales")
+    commission_returned_fen: int = Field(description="commission given back on refunds")
+    deductions_fen: int
+    net_fen: int = Field(description="what the day adds to the next payout")
+    rule_kind: str | None = Field(description="the commission rule in force that day")
+    currency: str = "CNY"
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SettlementDayOut:
+        return cls(**{k: row[k] for k in cls.model_fields if k != "currency"})
 
 
-@merchant_router.get("", summary="My cleared business days, newest first")
+@merchant_router.get("", response_model=list[SettlementDayOut],
+                     summary="My cleared business days, newest first")
 def my_settlements(ctx: Ctx, merchant: MerchantDep,
-                   limit: int = Query(31, ge=1, le=366)) -> list[dict[str, Any]]:
-    return [{k: r[k] for k in _PUBLIC} | {"currency": "CNY"}
+                   limit: int = Query(31, ge=1, le=366)) -> list[SettlementDayOut]:
+    return [SettlementDayOut.of(r)
             for r in clearing.clearings_of(ctx, merchant_id=merchant.id, limit=limit)]
 
 
-@merchant_router.get("/{business_date}", summary="One cleared day")
-def my_settlement(business_date: DatePath, ctx: Ctx, merchant: MerchantDep) -> dict[str, Any]:
+@merchant_router.get("/{business_date}", response_model=SettlementDayOut,
+                     summary="One cleared day")
+def my_settlement(business_date: DatePath, ctx: Ctx, merchant: MerchantDep
+                  ) -> SettlementDayOut:
     rows = clearing.clearings_of(ctx, merchant_id=merchant.id,
                                  business_date=_day(business_date).isoformat())
     if not rows:
         raise ClearingNotFoundError(f"{business_date} is not cleared for you (yet)")
-    return {k: rows[0][k] for k in _PUBLIC} | {"currency": "CNY"}
+    return SettlementDayOut.of(rows[0])
