@@ -8,7 +8,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from paycell.errors import InvalidRequestError
@@ -56,10 +56,13 @@ def locking(conn: Connection, stmt: Any, *, read: bool = False) -> Any:
     return stmt
 
 
-def insert_ignore(conn: Connection, table: Table, **values: Any) -> None:
-    """INSERT the row unless its key exists (ON CONFLICT DO NOTHING on both databases)."""
+def insert_ignore(conn: Connection, table: Table, **values: Any) -> bool:
+    """INSERT the row unless its key exists (ON CONFLICT DO NOTHING on both databases);
+    True if this call inserted it."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    # RETURNING, not rowcount: psycopg reports a row for an INSERT that DO NOTHING skipped.
+    return conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing()
+                        .returning(literal_column("1"))).first() is not None
 
 
 class CursorInvalidError(InvalidRequestError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select, update
@@ -294,13 +294,34 @@ class Ledger:
         for hs in hold_states.values():
             account_ids.update((hs.debit_account_id, hs.credit_account_id))
         # Rows come as (id, ledger, flags, dp, dpo, cp, cpo): AccountState's field order.
-        states = {row[0]: m.AccountState(*row)
-                  for row in self._load_accounts(conn, sorted(account_ids))}
+        rows = self._load_accounts(conn, sorted(account_ids))
+        states = {row[0]: m.AccountState(*row) for row in rows}
         before = {aid: s.counters() for aid, s in states.items()}
+        pristine = {h: replace(hs) for h, hs in hold_states.items()}  # decide mutates
         decision = m.decide(requests, states, hold_states, existing, now, expiring=expiring)
+        late = self._late_duplicates(conn, decision, existing)
+        if late:
+            # A concurrent call committed some of these very ids while this one waited for
+            # the locks (PostgreSQL reads each statement afresh): decide again, so a retry
+            # racing its original is answered `exists`, not judged on the moved balances.
+            existing.update(late)
+            states = {row[0]: m.AccountState(*row) for row in rows}
+            decision = m.decide(requests, states, pristine, existing, now, expiring=expiring)
         if decision.created:
             self._write(conn, decision, states, before)
         return decision.results
+
+    def _late_duplicates(self, conn: Connection, decision: m.Decision,
+                         existing: dict[str, m.Transfer]) -> dict[str, m.Transfer]:
+        """Transfers of this call's failed ids that exist now though they did not when
+        it started (PostgreSQL only: on SQLite the write lock is held from BEGIN)."""
+        if not self._pg:
+            return {}
+        failed = [r.id for r in decision.results
+                  if r.status == "failed" and r.id not in existing and m.usable_key(r.id)]
+        if not failed:
+            return {}
+        return {r.id: _row_to_transfer(r) for r in self._existing(conn, failed)}
 
     # Loads and locks: PostgreSQL's fast path in pgbulk, the portable path here.
     def _existing(self, conn: Connection, ids: list[str]) -> list[Any]:

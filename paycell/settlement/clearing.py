@@ -230,20 +230,27 @@ def clear_date(ctx: Context, day: date, *, actor: str = "system",
                                    month_before_fen=month.get(f.merchant_id, 0),
                                    split=ctx.settings.card_fee_split))
     blocked: list[int] = []
+    cleared_now = 0
     for i in range(0, len(plans), CHUNK):
-        blocked += _post_chunk(ctx, plans[i:i + CHUNK], on)
+        chunk_blocked, chunk_cleared = _post_chunk(ctx, plans[i:i + CHUNK], on)
+        blocked += chunk_blocked
+        cleared_now += chunk_cleared
         if progress is not None:
             progress(min(i + CHUNK, len(plans)), len(plans))
-    return _close_day(ctx, on, actor, len(plans) - len(blocked), blocked)
+    return _close_day(ctx, on, actor, cleared_now, blocked)
 
 
-def _post_chunk(ctx: Context, plans: list[Plan], on: str) -> list[int]:
+def _post_chunk(ctx: Context, plans: list[Plan], on: str) -> tuple[list[int], int]:
+    """Post a chunk of merchants' plans: (merchants blocked, merchants this call cleared;
+    a merchant another run cleared meanwhile counts in neither)."""
     now = ctx.clock.now_us()
     reqs = [r for p in plans for r in p.requests]
     blocked: list[int] = []
+    cleared = [0]
 
     def record(conn: Connection, results: list[TransferResult]) -> None:
         blocked.clear()
+        cleared[0] = 0
         pos = 0
         for p in plans:
             mine = results[pos:pos + len(p.requests)]
@@ -251,28 +258,30 @@ def _post_chunk(ctx: Context, plans: list[Plan], on: str) -> list[int]:
             if any(not r.ok for r in mine):
                 blocked.append(p.figures.merchant_id)
                 continue
-            _record(conn, p, on, now)
+            cleared[0] += _record(conn, p, on, now)
 
     if reqs:
         ctx.ledger.post(reqs, hook=record)
     else:
         with ctx.engine.begin() as conn:
             record(conn, [])
-    return blocked
+    return blocked, cleared[0]
 
 
-def _record(conn: Connection, p: Plan, on: str, now: int) -> None:
+def _record(conn: Connection, p: Plan, on: str, now: int) -> bool:
+    """Record the merchant's cleared day and its item; False if a concurrent run did."""
     f = p.figures
-    insert_ignore(conn, clearings, business_date=on, merchant_id=f.merchant_id,
-                  rule_kind=p.rule_kind, rule_id=p.rule_id, sales_count=f.sales_count,
-                  gross_fen=f.gross_fen, refund_count=f.refund_count,
-                  refunds_fen=f.refunds_fen, commission_fen=p.commission_fen,
-                  commission_returned_fen=p.returned_fen, deductions_fen=f.deductions_fen,
-                  card_fee_fen=p.card_fee_fen, net_fen=p.net_fen, created_at=now)
+    fresh = insert_ignore(
+        conn, clearings, business_date=on, merchant_id=f.merchant_id, rule_kind=p.rule_kind,
+        rule_id=p.rule_id, sales_count=f.sales_count, gross_fen=f.gross_fen,
+        refund_count=f.refund_count, refunds_fen=f.refunds_fen, commission_fen=p.commission_fen,
+        commission_returned_fen=p.returned_fen, deductions_fen=f.deductions_fen,
+        card_fee_fen=p.card_fee_fen, net_fen=p.net_fen, created_at=now)
     if p.net_fen != 0:
         add_item(conn, party_kind="merchant", party_id=f.merchant_id, account_id=f.account_id,
                  business_date=on, kind="clearing", amount_fen=p.net_fen,
                  source_ref=f"clearing:{on}:m{f.merchant_id}", now_us=now)
+    return fresh
 
 
 def _close_day(ctx: Context, on: str, actor: str, cleared_now: int,

@@ -390,3 +390,31 @@ def test_an_id_twice_in_one_batch_is_answered_with_the_stored_transfer(engine: E
     assert (first.status, again.status) == ("created", "exists")
     assert first.transfer == stored
     assert again.transfer == stored
+
+
+def test_a_retry_racing_its_original_is_answered_exists_not_overdraft(
+        engine: Engine) -> None:
+    """The same transfer, emptying its wallet, posted by several callers at the same
+    moment (a client retrying while its first attempt still runs): one creates it, every
+    other is told it exists. None may be judged against the balance the first one moved."""
+    import threading
+
+    ledger = Ledger(engine)
+    bank = system_account(ledger, Code.BANK_CLEARING, "race").id
+    shop = open_account(ledger, "merchant_payable:race", Code.MERCHANT_PAYABLE).id
+    for round_ in range(8):
+        wallet = open_account(ledger, f"wallet:race:{round_}", Code.WALLET).id
+        ledger.post_one(TransferRequest(f"fund-{round_}", bank, wallet, 5_000))
+        drain = TransferRequest(f"drain-{round_}", wallet, shop, 5_000)
+        gate = threading.Barrier(4)
+
+        def post(_: int, drain: TransferRequest = drain, gate: threading.Barrier = gate
+                 ) -> TransferResult:
+            gate.wait()
+            return ledger.post([drain])[0]
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(post, range(4)))
+        assert sorted(r.status for r in results) == ["created", "exists", "exists", "exists"], [
+            (r.status, r.error) for r in results]
+        assert ledger.account(wallet).balance == 0

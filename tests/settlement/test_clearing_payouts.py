@@ -159,3 +159,38 @@ def test_a_bad_result_file_changes_nothing(ctx: Context, clock: ManualClock,
         payouts.import_result(ctx, bad)
     assert _count(ctx) == n
     assert payouts.list_payouts(ctx)[0]["state"] == "sent"
+
+
+def test_clearing_and_the_payout_batch_run_twice_at_once_move_money_once(
+        ctx: Context, clock: ManualClock, maker: Operator, checker: Operator) -> None:
+    """Two workers (or an operator and the job) clearing and paying the same date at the
+    same moment: one set of transfers, one item per merchant, one payout each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shops = [create_active_merchant(ctx, name=f"Twin {i}", category="retail").merchant
+             for i in range(3)]
+    fund_reserve(ctx, 10_000_000)
+    at(clock, "2026-11-24", "09:00")
+    for m in shops:
+        set_rule(ctx, maker, checker, m.id, "percentage", {"bp": 100})
+    at(clock, DAY, "10:00")
+    for i, m in enumerate(shops):
+        sale(ctx, m, 10_000 * (i + 1))
+    at(clock, "2026-11-26", "01:00")
+    start = _count(ctx)
+    with ThreadPoolExecutor(2) as pool:
+        cleared = list(pool.map(lambda _: clearing.clear_date(ctx, date(2026, 11, 25)),
+                                range(2)))
+    assert sorted(r.cleared_now for r in cleared) == [0, 3]
+    after_clearing = _count(ctx)
+    assert after_clearing - start == 3  # one commission transfer per merchant, not two
+    with ctx.engine.connect() as conn:
+        per_shop = [unpaid(conn, "merchant", m.id) for m in shops]
+    assert [len(i) for i in per_shop] == [1, 1, 1]
+    with ThreadPoolExecutor(2) as pool:
+        batches = list(pool.map(lambda _: payouts.run_batch(ctx, date(2026, 11, 25),
+                                                            actor="twin"), range(2)))
+    assert batches[0]["id"] == batches[1]["id"]
+    assert _count(ctx) - after_clearing == 3  # one PAYOUT transfer per merchant
+    listed = payouts.list_payouts(ctx, business_date=DAY)
+    assert sorted(p["party_id"] for p in listed) == sorted(m.id for m in shops)
