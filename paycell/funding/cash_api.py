@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
 from paycell.funding import agents, p2p, vouchers
 from paycell.funding import cash_schemas as sch
@@ -27,11 +28,8 @@ from paycell.subscribers.service import Subscriber
 M = TypeVar("M", bound=BaseModel)
 CtxDep = Annotated[Context, Depends(get_context)]
 SubscriberDep = Annotated[Subscriber, Depends(current_subscriber)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 Cursor = Annotated[str | None, Query(max_length=100)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-MAX_ID = 2**63 - 1
 
 _agent_key = APIKeyHeader(name="X-Agent-Key", auto_error=False, scheme_name="AgentKey",
                           description="the agent's own API key, issued when it was registered")

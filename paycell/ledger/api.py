@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_engine, get_ledger
 from paycell.api.errors import problem_responses
+from paycell.api.params import MAX_ID
 from paycell.errors import InvalidRequestError, NotFoundError
 from paycell.ledger import errors as e
 from paycell.ledger.audit import audit
@@ -33,7 +34,6 @@ from paycell.ledger.schemas import (
 )
 from paycell.ledger.store import Ledger
 
-MAX_ID = 2**63 - 1  # ids are BIGINT: larger ones cannot exist (and would upset PostgreSQL)
 router = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[Depends(require_operator)],
                    responses=problem_responses(401, 422))
 

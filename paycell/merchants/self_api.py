@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from paycell.api import idempotency as idem
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import KeyHeader
 from paycell.context import Context
 from paycell.merchants import credentials as creds
 from paycell.merchants import schemas as sch
@@ -21,8 +22,6 @@ from paycell.merchants.model import Merchant
 
 CtxDep = Annotated[Context, Depends(get_context)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 StoreId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 KeyId = Annotated[str, Path(max_length=40)]
 

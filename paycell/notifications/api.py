@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
@@ -23,14 +24,11 @@ from paycell.operators.service import require_role
 CtxDep = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 NotificationId = Annotated[str, Path(min_length=1, max_length=40,
                                      examples=["ntf_5f0c3e8a9b1d2c4e6f7a8b9c"])]
 State = Annotated[Literal["pending", "delivering", "delivered", "failed"] | None, Query()]
 Cursor = Annotated[str | None, Query(max_length=100)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-MAX_ID = 2**63 - 1
 
 
 def _page(items: list[service.Notification], cursor: str | None) -> NotificationPage:

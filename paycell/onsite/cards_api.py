@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
 from paycell.context import Context
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -24,8 +25,6 @@ from paycell.subscribers.service import Subscriber, SubscriberNotFoundError, fin
 
 CtxDep = Annotated[Context, Depends(get_context)]
 SubscriberDep = Annotated[Subscriber, Depends(current_subscriber)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 CardId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Action = Literal["activate", "lock", "unlock", "report-lost", "terminate"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
 from paycell.context import Context
 from paycell.merchants.errors import MerchantNotFoundError
@@ -32,8 +33,6 @@ from paycell.onsite import pos_returns as pr
 from paycell.onsite import terminals as tm
 
 CtxDep = Annotated[Context, Depends(get_context)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 _tid = APIKeyHeader(name="X-Terminal-Id", auto_error=False, scheme_name="TerminalMAC",
                     description="The terminal id; with X-Terminal-Timestamp, X-Terminal-Nonce "
                                 "and X-Terminal-MAC (see docs/onsite.md).")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
 from paycell.context import Context
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -25,8 +26,6 @@ from paycell.operators.model import Operator
 
 CtxDep = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 ApprovalId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 operators_router = APIRouter(prefix="/operators", tags=["operators"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -15,6 +15,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import KeyHeader
 from paycell.context import Context
 from paycell.crypto import token_hash
 from paycell.operators.model import Operator
@@ -27,8 +28,6 @@ from paycell.partners import statements as st
 
 CtxDep = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 Code = Annotated[str, Path(max_length=16, examples=["P10001"])]
 Month = Annotated[str, Path(max_length=10, examples=["2026-11"])]
 

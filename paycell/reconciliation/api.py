@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -22,6 +22,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
@@ -33,11 +34,8 @@ Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 MAX_UPLOAD = 2 << 30  # 2 GiB
-MAX_ID = 2**63 - 1
 IdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 
 operator_router = APIRouter(prefix="/operator/reconciliation",
                             tags=["operator: reconciliation"],

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import Connection, select, text, update
 
 from paycell.context import Context
 from paycell.funding.cash_common import AlreadyAppliedError, post_recorded
@@ -63,8 +63,7 @@ class Summary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _ours_sql(conn: Connection, source: str, partner: str, settlement_bank: str,
-              transit_merchant: int | None) -> list[str]:
+def _ours_sql(source: str, transit_merchant: int | None) -> list[str]:
     """One SELECT per kind of our records: (reference, kind, direction, amount, created_at)."""
     if source == "bank":
         parts = [
@@ -77,12 +76,11 @@ def _ours_sql(conn: Connection, source: str, partner: str, settlement_bank: str,
             "FROM withdrawals WHERE bank = :p AND state = 'confirmed' "
             "AND created_at >= :lo AND created_at < :hi",
         ]
-        if inspect(conn).has_table("settlement_payouts"):
-            parts.append(
-                "SELECT reference AS r, 'payout' AS k, 'out' AS d, amount_fen AS a, "
-                "created_at AS ts "
-                "FROM settlement_payouts WHERE bank = :p AND state IN ('sent', 'paid') "
-                "AND created_at >= :lo AND created_at < :hi")
+        parts.append(
+            "SELECT reference AS r, 'payout' AS k, 'out' AS d, amount_fen AS a, "
+            "created_at AS ts "
+            "FROM settlement_payouts WHERE bank = :p AND state IN ('sent', 'paid') "
+            "AND created_at >= :lo AND created_at < :hi")
         return parts
     if source == "carrier":
         return ["SELECT 'topup:' || id AS r, 'charge' AS k, 'in' AS d, amount_fen AS a, "
@@ -119,7 +117,7 @@ def classify(ctx: Context, conn: Connection, st: Any, transit: int | None) -> No
     lo, hi = window(day - timedelta(days=w), cutoff)[0], window(day + timedelta(days=w), cutoff)[1]
     p = {"s": sid, "src": src}
     _exec(conn, "DELETE FROM recon_ours WHERE statement_id = :s", **p)
-    for part in _ours_sql(conn, src, st.partner, ctx.settings.settlement_bank, transit):
+    for part in _ours_sql(src, transit):
         _exec(conn, "INSERT INTO recon_ours (statement_id, reference, kind, direction, "
                     f"amount_fen, day_no) SELECT :s, r, k, d, a, {_DAY.format(col='ts')} "
                     f"FROM ({part}) o",

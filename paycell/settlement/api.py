@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +24,7 @@ from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
+from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
@@ -36,11 +37,8 @@ Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 DatePath = Annotated[str, Path(description="business date YYYY-MM-DD (CST)", max_length=10)]
-MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
-KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key",
-                                         description="any unique string, e.g. a UUID")]
 
 operator_router = APIRouter(prefix="/operator/settlement", tags=["operator: settlement"],
                             responses=problem_responses(401, 403, 404, 409, 422))

@@ -23,6 +23,7 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
 from paycell.api.idempotency import check_key, idempotent
+from paycell.api.params import MAX_ID
 from paycell.clock import rfc3339, to_us
 from paycell.context import Context
 from paycell.errors import InvalidRequestError
@@ -59,7 +60,6 @@ from paycell.subscribers.service import (
 )
 from paycell.subscribers.tokens import SessionInfo
 
-MAX_ID = 2**63 - 1
 wallet = APIRouter(prefix="/wallet", tags=["wallet"],
                    responses=problem_responses(401, 403, 409, 422))
 operator = APIRouter(prefix="/operator/subscribers", tags=["operator: subscribers"],
