@@ -9,6 +9,14 @@ transfer per commit, as it would be without the batcher.
 A caller is told its transfers are committed only after the commit, so a crash at any
 moment loses nothing that was acknowledged. Asyncio callers (the HTTP API) are woken with
 one ``call_soon_threadsafe`` per event loop per batch.
+
+On PostgreSQL two writers form a pipeline. One decides its batch (Python: the GIL's core)
+while the other writes and commits (the server's core). A writer starts a batch only while
+no other writer is deciding, and it leaves queued submissions that touch an account of the
+other writer's batch in flight for the next batch, so that its row locks do not wait for
+the other's commit. Accounts without a balance rule (the fee account every payment credits)
+do not count: they are locked only to write (``Ledger.defer_unruled_locks``). At low load
+the second writer stays idle, so the batches stay as large as with one.
 """
 
 from __future__ import annotations
@@ -18,12 +26,16 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from paycell.ledger import errors as e
 from paycell.ledger.model import TransferFlags, TransferRequest, TransferResult
 from paycell.ledger.store import Ledger
+
+# The second writer starts a batch only when at least this many transfers are waiting:
+# below it, one writer's batches are already small and splitting them costs commits.
+SECOND_WRITER_MIN = 64
 
 
 @dataclass(slots=True)
@@ -33,21 +45,29 @@ class _Item:
     loop: asyncio.AbstractEventLoop | None
 
 
+@dataclass(slots=True)
+class _Writer:
+    index: int
+    deciding: bool = False
+    busy: bool = False
+    accounts: set[int] = field(default_factory=set)  # ruled accounts of its batch in flight
+
+
 class Batcher:
     def __init__(self, ledger: Ledger, max_batch: int = 8190, writers: int | None = None) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
-        # One writer by default. On PostgreSQL a second one can decide its batch while the
-        # first waits for its commit (hot accounts are locked only for the write; see
-        # Ledger._load_accounts), but measured on 2 cores it also halves the batches at low
-        # load (8 submitters: 1,862 -> 1,293 payments/s) and gained only at 128 (+21%).
-        self.writers = writers if writers is not None else 1
+        # Two writers on PostgreSQL (a pipeline, see the module's docstring); one on SQLite,
+        # whose writers queue for one database lock anyway.
+        self.writers = writers if writers is not None else (2 if ledger._pg else 1)
         if self.writers > 1:
             ledger.defer_unruled_locks = True
         self._queue: deque[_Item] = deque()
+        self._queued = 0  # transfers in the queue
         self._cond = threading.Condition()
         self._closed = False
         self._threads: list[threading.Thread] = []
+        self._writers = [_Writer(i) for i in range(self.writers)]
         self._stats_lock = threading.Lock()
         self.batches = 0
         self.transfers = 0
@@ -80,39 +100,112 @@ class Batcher:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.append(item)
+            was = self._queued
+            self._queued += len(reqs)
             if not self._threads:
-                for i in range(self.writers):
-                    t = threading.Thread(target=self._run, name=f"ledger-batcher-{i}",
-                                         daemon=True)
+                for w in self._writers:
+                    t = threading.Thread(target=self._run, args=(w,),
+                                         name=f"ledger-batcher-{w.index}", daemon=True)
                     t.start()
                     self._threads.append(t)
-            self._cond.notify()
+            if self.writers == 1:
+                self._cond.notify()
+            elif was == 0 or was < SECOND_WRITER_MIN <= self._queued:
+                # Only these can let a waiting writer start (see _may_start); waking both on
+                # every submission would cost a thread switch each.
+                self._cond.notify_all()
 
     # -- the writer ---------------------------------------------------------------------
-    def _take(self) -> list[_Item] | None:
+    def _may_start(self, me: _Writer) -> bool:
+        """Whether ``me`` may take a batch now: something is queued, no other writer is
+        deciding, and, if another is writing, enough is waiting to be worth a second batch."""
+        if not self._queue:
+            return False
+        others = [w for w in self._writers if w is not me]
+        if any(w.deciding for w in others):
+            return False
+        return not any(w.busy for w in others) or self._queued >= SECOND_WRITER_MIN
+
+    def _take(self, me: _Writer) -> list[_Item] | None:
         with self._cond:
-            while not self._queue and not self._closed:
-                self._cond.wait()
-            taken: list[_Item] = []
-            size = 0
-            q = self._queue
+            while True:
+                while not self._closed and not self._may_start(me):
+                    self._cond.wait()
+                if self._closed and not self._queue:
+                    return None
+                taken = self._select(me)
+                if taken:
+                    me.deciding = me.busy = True
+                    return taken
+                self._cond.wait()  # all queued work waits for the other writer's commit
+
+    def _select(self, me: _Writer) -> list[_Item]:
+        """Queued items for ``me``'s batch, in order, up to ``max_batch`` transfers; those
+        touching an account of another writer's batch in flight stay queued."""
+        q = self._queue
+        taken: list[_Item] = []
+        size = 0
+        if self.writers == 1 or not any(w.busy for w in self._writers if w is not me):
             while q and (not taken or size + len(q[0].requests) <= self.max_batch):
                 item = q.popleft()
                 taken.append(item)
                 size += len(item.requests)
-            return taken or None
+            self._queued -= size
+            me.accounts = self._ruled(taken) if self.writers > 1 else set()
+            return taken
+        busy = set().union(*(w.accounts for w in self._writers if w is not me))
+        unruled = self.ledger.unruled_ids
+        kept: deque[_Item] = deque()
+        mine: set[int] = set()
+        while q:
+            item = q.popleft()
+            n = len(item.requests)
+            if taken and size + n > self.max_batch:
+                q.appendleft(item)
+                break
+            ids = {x for r in item.requests for x in (r.debit_account_id, r.credit_account_id)
+                   if x and x not in unruled}
+            if ids & busy:
+                kept.append(item)
+                continue
+            taken.append(item)
+            size += n
+            mine |= ids
+        kept.extend(q)
+        self._queue = kept
+        self._queued -= size
+        me.accounts = mine
+        return taken
 
-    def _run(self) -> None:
+    def _ruled(self, items: list[_Item]) -> set[int]:
+        unruled = self.ledger.unruled_ids
+        return {x for it in items for r in it.requests
+                for x in (r.debit_account_id, r.credit_account_id) if x and x not in unruled}
+
+    def _decided(self, me: _Writer) -> None:
+        with self._cond:
+            if me.deciding:
+                me.deciding = False
+                self._cond.notify_all()
+
+    def _run(self, me: _Writer) -> None:
         while True:
-            items = self._take()
+            items = self._take(me)
             if items is None:
                 return
-            self._commit(items)
+            try:
+                self._commit(items, me)
+            finally:
+                with self._cond:
+                    me.deciding = me.busy = False
+                    me.accounts = set()
+                    self._cond.notify_all()
 
-    def _commit(self, items: list[_Item]) -> None:
+    def _commit(self, items: list[_Item], me: _Writer) -> None:
         flat = [r for it in items for r in it.requests]
         try:
-            results = self.ledger.post(flat)
+            results = self.ledger.post(
+                flat, decided=(lambda: self._decided(me)) if self.writers > 1 else None)
         except Exception as exc:
             if len(items) == 1:
                 _fail(items[0], exc)
@@ -120,7 +213,7 @@ class Batcher:
             # Something unexpected (not a business refusal): isolate the culprit by
             # committing each caller's transfers on their own.
             for it in items:
-                self._commit([it])
+                self._commit([it], me)
             return
         with self._stats_lock:
             self.batches += 1

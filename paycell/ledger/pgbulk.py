@@ -9,9 +9,12 @@ generic SQLAlchemy path in ``store.py`` stays the reference, and SQLite's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
+import psycopg
+from psycopg.rows import namedtuple_row, tuple_row
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from paycell.ledger import model as m
 
@@ -35,20 +38,32 @@ def texts(xs: Iterable[str | None]) -> str:
         for x in xs) + "}"
 
 
-def _rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    return list(conn.exec_driver_sql(sql, params))
+def _rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = False
+          ) -> list[Any]:
+    """Run ``sql`` on the driver's own cursor, in the ledger's transaction: SQLAlchemy's
+    result rows cost more than the query itself on batches of thousands. Plain tuples, or
+    named tuples when the caller reads columns by name."""
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    try:
+        with raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
+    except psycopg.Error as exc:
+        # As SQLAlchemy would raise it, so the ledger's retry rules (deadlock, lock
+        # timeout, lost uniqueness race) apply unchanged.
+        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
 
 
 def existing_transfers(conn: Connection, ids: list[str]) -> list[Any]:
     return _rows(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE id = ANY(%s::text[])",
-                 (texts(ids),))
+                 (texts(ids),), named=True)
 
 
 def lock_holds(conn: Connection, ids: list[str]) -> list[Any]:
     return _rows(conn, "SELECT transfer_id, debit_account_id, credit_account_id, amount, ledger,"
                  " status, expires_at, resolved_by FROM ledger_holds"
                  " WHERE transfer_id = ANY(%s::text[]) ORDER BY transfer_id FOR UPDATE",
-                 (texts(ids),))
+                 (texts(ids),), named=True)
 
 
 def lock_accounts(conn: Connection, ids: list[int]) -> list[Any]:
@@ -72,8 +87,8 @@ def lock_ids(conn: Connection, ids: list[int]) -> None:
 
 def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]]) -> None:
     """Add (id, debits_pending, debits_posted, credits_pending, credits_posted) deltas."""
-    conn.exec_driver_sql(
-        "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
+    _rows(
+        conn, "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
         " debits_posted = a.debits_posted + v.dpo,"
         " credits_pending = a.credits_pending + v.cp, credits_posted = a.credits_posted + v.cpo"
         " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
@@ -82,8 +97,8 @@ def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int,
 
 
 def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
-    conn.exec_driver_sql(
-        "INSERT INTO ledger_holds (transfer_id, debit_account_id, credit_account_id, amount,"
+    _rows(
+        conn, "INSERT INTO ledger_holds (transfer_id, debit_account_id, credit_account_id, amount,"
         " ledger, status, expires_at, resolved_by) SELECT * FROM unnest(%s::text[],"
         " %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
         " %s::text[])",
@@ -94,23 +109,37 @@ def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
 
 
 def update_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
-    conn.exec_driver_sql(
-        "UPDATE ledger_holds h SET status = v.st, resolved_by = v.rb"
+    _rows(
+        conn, "UPDATE ledger_holds h SET status = v.st, resolved_by = v.rb"
         " FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(tid, st, rb)"
         " WHERE h.transfer_id = v.tid",
         (texts(h.transfer_id for h in hs), texts(h.status for h in hs),
          texts(h.resolved_by for h in hs)))
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(x: str | None) -> str:
+    """A text field of COPY's text format: \\N for NULL; backslash, tab and line ends
+    escaped (ids and refs are free text)."""
+    if x is None:
+        return "\\N"
+    return x.translate(_COPY_ESCAPES) if ("\\" in x or "\t" in x or "\n" in x or "\r" in x) else x
+
+
 def insert_transfers(conn: Connection, ts: Sequence[m.Transfer]) -> None:
-    conn.exec_driver_sql(
-        f"INSERT INTO ledger_transfers ({_TRANSFER_COLS}) SELECT * FROM unnest("
-        "%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-        " %s::int[], %s::int[], %s::text[], %s::int[], %s::text[], %s::bigint[], %s::text[],"
-        " %s::text[])",
-        (ints(t.seq for t in ts), texts(t.id for t in ts), ints(t.debit_account_id for t in ts),
-         ints(t.credit_account_id for t in ts), ints(t.amount for t in ts),
-         texts(t.ledger for t in ts), ints(t.code for t in ts), ints(t.flags for t in ts),
-         texts(t.pending_id for t in ts), ints(t.timeout for t in ts),
-         texts(t.ref for t in ts), ints(t.timestamp for t in ts),
-         texts(t.prev_hash for t in ts), texts(t.hash for t in ts)))
+    """COPY the batch's journal rows in: measured a quarter faster on the server than an
+    INSERT of unnest()ed arrays, which must parse fourteen array literals first."""
+    esc = _copy_text
+    data = "".join([
+        f"{t.seq}\t{esc(t.id)}\t{t.debit_account_id}\t{t.credit_account_id}\t{t.amount}\t"
+        f"{esc(t.ledger)}\t{t.code}\t{t.flags}\t{esc(t.pending_id)}\t{t.timeout}\t"
+        f"{esc(t.ref)}\t{t.timestamp}\t{t.prev_hash}\t{t.hash}\n" for t in ts])
+    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    sql = f"COPY ledger_transfers ({_TRANSFER_COLS}) FROM STDIN"
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.write(data)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, (), exc, psycopg.Error) from exc

@@ -119,6 +119,10 @@ class Ledger:
         # Set by a Batcher with several writers (see _load_accounts); off, every touched
         # account is locked in one query, which is cheaper for a single writer.
         self.defer_unruled_locks = False
+        # Accounts seen without a balance rule (fees, clearing, reserves: the hot ones). A
+        # rule is fixed when an account is opened, so the cache never goes stale; a Batcher
+        # with two writers leaves them out when it keeps concurrent batches apart.
+        self.unruled_ids: set[int] = set()
         self.stats = {"transactions": 0, "retries": 0}
 
     # -- transactions -------------------------------------------------------------------
@@ -237,6 +241,7 @@ class Ledger:
     def post(
         self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None = None,
         before: Callable[[Connection], None] | None = None,
+        decided: Callable[[], None] | None = None,
     ) -> list[m.TransferResult]:
         """Apply a batch of transfers in one database transaction; a result per request.
 
@@ -246,9 +251,11 @@ class Ledger:
         and an exception it raises aborts the whole call with nothing written.
         ``hook(conn, results)`` runs after the ledger's writes, so a caller can record its own
         state change atomically with the money movement. Both are re-run if the transaction
-        is retried, so they must not call the outside world.
+        is retried, so they must not call the outside world. ``decided()``, if given, is
+        called once the batch is decided, before its writes and commit (the Batcher lets its
+        next writer start then); it may be called again on a retry.
         """
-        return self._post(requests, hook=hook, before=before, expiring=False)
+        return self._post(requests, hook=hook, before=before, expiring=False, decided=decided)
 
     def post_one(self, request: m.TransferRequest) -> m.Transfer:
         """Post one transfer; return it (created or already existing) or raise its error."""
@@ -257,6 +264,7 @@ class Ledger:
     def _post(
         self, requests: Sequence[m.TransferRequest], *, hook: WriteHook | None,
         expiring: bool, before: Callable[[Connection], None] | None = None,
+        decided: Callable[[], None] | None = None,
     ) -> list[m.TransferResult]:
         if not requests:
             return []
@@ -264,7 +272,7 @@ class Ledger:
         def work(conn: Connection) -> list[m.TransferResult]:
             if before is not None:
                 before(conn)
-            results = self._apply(conn, requests, expiring)
+            results = self._apply(conn, requests, expiring, decided)
             if hook is not None:
                 hook(conn, results)
             return results
@@ -274,6 +282,7 @@ class Ledger:
 
     def _apply(
         self, conn: Connection, requests: Sequence[m.TransferRequest], expiring: bool,
+        decided: Callable[[], None] | None = None,
     ) -> list[m.TransferResult]:
         now = self.clock.now_us()
         ids = list({r.id for r in requests if m.usable_key(r.id)})
@@ -307,6 +316,8 @@ class Ledger:
             existing.update(late)
             states = {row[0]: m.AccountState(*row) for row in rows}
             decision = m.decide(requests, states, pristine, existing, now, expiring=expiring)
+        if decided is not None:
+            decided()
         if decision.created:
             self._write(conn, decision, states, before)
         return decision.results
@@ -356,6 +367,9 @@ class Ledger:
         if self._pg:
             rows = pgbulk.read_accounts(conn, ids)
             ruled = sorted(r[0] for r in rows if r[2] & (m.DR_LIMIT | m.CR_LIMIT))
+            if len(ruled) < len(rows):
+                self.unruled_ids.update(r[0] for r in rows
+                                        if not r[2] & (m.DR_LIMIT | m.CR_LIMIT))
             if not ruled:
                 return rows
             fresh = {r[0]: r for r in pgbulk.lock_accounts(conn, ruled)}

@@ -48,7 +48,10 @@ transfers = Table(
 # Statements read an account's transfers in journal order (see the migration).
 Index("ix_ledger_transfers_debit", transfers.c.debit_account_id, transfers.c.seq)
 Index("ix_ledger_transfers_credit", transfers.c.credit_account_id, transfers.c.seq)
-Index("ix_ledger_transfers_pending_id", transfers.c.pending_id)
+# Partial (0016): nearly every transfer has no pending_id; NULLs need no index entry.
+Index("ix_ledger_transfers_pending_id", transfers.c.pending_id,
+      postgresql_where=transfers.c.pending_id.isnot(None),
+      sqlite_where=transfers.c.pending_id.isnot(None))
 
 holds = Table(
     "ledger_holds",

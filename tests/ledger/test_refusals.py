@@ -171,3 +171,23 @@ def test_a_retried_post_with_amount_zero_is_refused_not_matched(world: World) ->
     result = world.ledger.post([again])[0]
     assert result.status == "failed" and result.error is not None
     assert result.error.code == "amount_must_be_positive"
+
+
+def test_ids_and_refs_with_tabs_newlines_and_backslashes_are_stored_as_given(
+        world: World) -> None:
+    """PostgreSQL's journal rows go in by COPY, whose text format gives tab, newline and
+    backslash a meaning: free text in an id or a ref must come back byte for byte, and the
+    chain must still verify."""
+    from paycell.ledger.audit import audit
+
+    tricky = "a\tb\nc\\d\re \\N"
+    ledger = world.ledger
+    made = ledger.post([tx(f"id {tricky}", world.src, world.a, 7, ref=tricky),
+                        tx("plain", world.src, world.a, 1, ref=None)])
+    assert [r.status for r in made] == ["created", "created"]
+    stored = ledger.transfer(f"id {tricky}")
+    assert stored is not None and stored.ref == tricky and stored.id == f"id {tricky}"
+    assert ledger.transfer("plain").ref is None  # type: ignore[union-attr]
+    again = ledger.post([tx(f"id {tricky}", world.src, world.a, 7, ref=tricky)])[0]
+    assert again.status == "exists"
+    assert audit(ledger.engine).ok
