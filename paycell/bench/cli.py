@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the benchmark itself is imported when a command runs
     from paycell.bench import ledger as lb
 
 DATABASES = ("sqlite", "postgresql")
-DEFAULT_CONCURRENCY = "1,8,32,128,512"
+DEFAULT_CONCURRENCY = "1,8,32,128,512,1024"  # as paycell.bench.ledger.DEFAULT_CONCURRENCY
 
 bench_app = typer.Typer(help="Benchmarks (see docs/benchmarks.md).", no_args_is_help=True)
 console = Console()

@@ -60,7 +60,7 @@ the same PostgreSQL server and disk. Its best TPS is the yardstick: the targets 
 touching three accounts, committed in batches; a pgbench transaction is one commit each).
 
 **Reproduce.** `make bench`, or e.g.
-`paycell bench ledger --db sqlite,postgresql --seconds 10 --concurrency 1,8,32,128,512`.
+`paycell bench ledger --db sqlite,postgresql --seconds 10 --concurrency 1,8,32,128,512,1024`.
 Results go to `bench/results/ledger.json`; each run regenerates the section below
 (`--no-docs` leaves this file alone). Figures depend on the machine and on what else runs on
 it: the run records the load average at its start.

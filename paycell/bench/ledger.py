@@ -17,6 +17,7 @@ payments, failures, latencies and the batcher's batch sizes are counted. The set
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -44,7 +45,7 @@ from paycell.ledger.model import TransferFlags, TransferRequest, TransferResult
 from paycell.ledger.store import Ledger
 
 DATABASES = ("sqlite", "postgresql")
-DEFAULT_CONCURRENCY = (1, 8, 32, 128, 512)
+DEFAULT_CONCURRENCY = (1, 8, 32, 128, 512, 1024)
 DEFAULT_SECONDS = 10.0
 DEFAULT_WARMUP = 2.0
 DEFAULT_WALLETS = 10_000
@@ -223,6 +224,8 @@ async def _submitter(
     st: _Level, batcher: Batcher, wallets: Sequence[int], fee_id: int, rng: random.Random,
 ) -> None:
     n = len(wallets)
+    prefix = uuid4().hex[:12] + "."  # ids unique per run; a counter, not a syscall each
+    serial = itertools.count()
     post = batcher.post_async
     clock = time.perf_counter
     while not st.stop:
@@ -231,7 +234,7 @@ async def _submitter(
         if j >= i:
             j += 1
         payer = wallets[i]
-        pid = uuid4().hex
+        pid = f"{prefix}{next(serial)}"
         reqs = (
             TransferRequest(id=f"{pid}.pay", debit_account_id=payer, credit_account_id=wallets[j],
                             amount=rng.randint(1, MAX_AMOUNT), code=CODE_PAYMENT,
@@ -253,6 +256,17 @@ async def _submitter(
         else:
             st.failures += 1
             st.errors[err] += 1
+
+
+def _run_loop(main: Any) -> None:
+    """Run the submitters on uvloop when it is installed, as ``paycell serve`` (uvicorn)
+    runs request handlers; on the standard event loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -340,7 +354,7 @@ def bench_database(
                 rep.level_end(record)
 
         try:
-            asyncio.run(levels())
+            _run_loop(levels())
         finally:
             batcher.close()
         fee_credits = ledger.account(fx.fee_id).credits_posted
