@@ -79,21 +79,24 @@ def read_accounts(conn: Connection, ids: list[int]) -> list[Any]:
                  " WHERE id = ANY(%s::bigint[])", (ints(ids),))
 
 
-def lock_ids(conn: Connection, ids: list[int]) -> None:
-    """Lock accounts in id order just before writing them (the write phase's locks)."""
-    _rows(conn, "SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
-          " ORDER BY id FOR UPDATE", (ints(ids),))
-
-
-def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]]) -> None:
-    """Add (id, debits_pending, debits_posted, credits_pending, credits_posted) deltas."""
-    _rows(
-        conn, "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
+def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]],
+                    lock_first: Sequence[int] = ()) -> None:
+    """Add (id, debits_pending, debits_posted, credits_pending, credits_posted) deltas;
+    first lock ``lock_first`` in id order (the write phase's locks, see Ledger._write), in
+    the same statement: the scalar subquery runs the locking CTE before the update."""
+    params = tuple(ints(d[i] for d in deltas) for i in range(5))
+    update = (
+        "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
         " debits_posted = a.debits_posted + v.dpo,"
         " credits_pending = a.credits_pending + v.cp, credits_posted = a.credits_posted + v.cpo"
         " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
-        " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id",
-        tuple(ints(d[i] for d in deltas) for i in range(5)))
+        " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id")
+    if not lock_first:
+        _rows(conn, update, params)
+        return
+    _rows(conn, "WITH locked AS (SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
+          " ORDER BY id FOR UPDATE) " + update + " AND (SELECT count(*) FROM locked) >= 0",
+          (ints(lock_first), *params))
 
 
 def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
