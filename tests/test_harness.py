@@ -95,9 +95,11 @@ def test_throwaway_postgres_leaves_nothing_behind(durable: bool) -> None:
         with psycopg.connect(pg.libpq_url()) as conn:
             fsync = conn.execute("SHOW fsync").fetchone()
             buffers = conn.execute("SHOW shared_buffers").fetchone()
+            full_pages = conn.execute("SHOW full_page_writes").fetchone()
         assert fsync == (("on",) if durable else ("off",))
-        if durable:
-            assert buffers == ("256MB",)
+        if durable:  # durable, and sized as a production server (docs/benchmarks.md)
+            assert buffers == ("1GB",)
+            assert full_pages == ("on",)
     assert not base.exists()
     deadline = time.monotonic() + 10
     while (left := {p for p in processes if _alive(p)}) and time.monotonic() < deadline:
