@@ -249,8 +249,10 @@ class Ledger:
         chains, which are all-or-nothing. ``before(conn)``, if given, runs first in the same
         transaction: it may lock the caller's rows and check its own rules (limits, states),
         and an exception it raises aborts the whole call with nothing written.
-        ``hook(conn, results)`` runs after the ledger's writes, so a caller can record its own
-        state change atomically with the money movement. Both are re-run if the transaction
+        ``hook(conn, results)`` runs after the balances are written and before the journal
+        rows are appended (the chain head, the lock every transaction shares, is taken
+        last and held only to the commit), so a caller can record its own state change
+        atomically with the money movement. Both are re-run if the transaction
         is retried, so they must not call the outside world. ``decided()``, if given, is
         called once the batch is decided, before its writes and commit (the Batcher lets its
         next writer start then); it may be called again on a retry.
@@ -279,11 +281,15 @@ class Ledger:
             # On PostgreSQL the first attempt does not look the ids up: the journal's unique
             # index refuses one that exists, and the retry then looks them up and answers
             # `exists`. A batch of fresh ids, nearly every one, saves the query.
-            results = self._apply(conn, requests, expiring, decided,
-                                  optimistic=self._pg and attempts == 1)
+            decision = self._apply(conn, requests, expiring, decided,
+                                   optimistic=self._pg and attempts == 1)
             if hook is not None:
-                hook(conn, results)
-            return results
+                hook(conn, decision.results)
+            # The journal goes last, after the caller's own writes: the chain head is the
+            # one lock every transaction shares, held from here to the commit.
+            if decision.created:
+                self._append(conn, decision)
+            return decision.results
 
         result: list[m.TransferResult] = self._transaction(work)
         return result
@@ -291,7 +297,7 @@ class Ledger:
     def _apply(
         self, conn: Connection, requests: Sequence[m.TransferRequest], expiring: bool,
         decided: Callable[[], None] | None = None, *, optimistic: bool = False,
-    ) -> list[m.TransferResult]:
+    ) -> m.Decision:
         now = self.clock.now_us()
         if optimistic:
             existing: dict[str, m.Transfer] = {}
@@ -331,7 +337,7 @@ class Ledger:
             decided()
         if decision.created:
             self._write(conn, decision, states, before)
-        return decision.results
+        return decision
 
     def _late_duplicates(self, conn: Connection, decision: m.Decision,
                          existing: dict[str, m.Transfer]) -> dict[str, m.Transfer]:
@@ -408,22 +414,36 @@ class Ledger:
                                        lock_first=unruled if self.defer_unruled_locks else ())
         else:
             self._write_portable(conn, d, changed)
-        # The chain head is the last lock taken and the journal's single point of order.
-        head = conn.execute(self._lock(select(chain_head.c.seq, chain_head.c.hash)
-                                       .where(chain_head.c.id == 1))).one()
-        linked = m.chain(d.created, head.seq, head.hash)
+
+    def _append(self, conn: Connection, d: m.Decision) -> None:
+        """Chain the decision's new transfers after the journal's head and write them.
+
+        The chain head is the last lock taken and the journal's single point of order: on
+        PostgreSQL one statement locks it and reserves the sequence numbers, one writes the
+        rows and the new head, and the commit follows, so it is held for three round trips.
+        """
         if self._pg:
-            pgbulk.insert_transfers(conn, linked)
-        else:
-            conn.execute(transfers.insert(), [
-                {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
-                 "credit_account_id": t.credit_account_id, "amount": t.amount,
-                 "ledger": t.ledger, "code": t.code, "flags": t.flags,
-                 "pending_id": t.pending_id, "timeout": t.timeout, "ref": t.ref,
-                 "timestamp": t.timestamp, "prev_hash": t.prev_hash, "hash": t.hash}
-                for t in linked])
+            head_seq, head_hash = pgbulk.reserve_seqs(conn, len(d.created))
+            linked = m.chain(d.created, head_seq, head_hash)
+            pgbulk.append_journal(conn, linked)
+            self._answer_chained(d, linked)
+            return
+        head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)
+                            .where(chain_head.c.id == 1)).one()
+        linked = m.chain(d.created, head.seq, head.hash)
+        conn.execute(transfers.insert(), [
+            {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
+             "credit_account_id": t.credit_account_id, "amount": t.amount,
+             "ledger": t.ledger, "code": t.code, "flags": t.flags,
+             "pending_id": t.pending_id, "timeout": t.timeout, "ref": t.ref,
+             "timestamp": t.timestamp, "prev_hash": t.prev_hash, "hash": t.hash}
+            for t in linked])
         conn.execute(update(chain_head).where(chain_head.c.id == 1)
                      .values(seq=linked[-1].seq, hash=linked[-1].hash))
+        self._answer_chained(d, linked)
+
+    @staticmethod
+    def _answer_chained(d: m.Decision, linked: list[m.Transfer]) -> None:
         # Every answer naming a transfer of this batch gets the chained row, including the
         # `exists` answer to a second copy of an id within the same batch.
         by_id = {t.id: t for t in linked}
