@@ -1,7 +1,8 @@
 """The HTTP benchmark's load generator, run as a process of its own beside the server:
 ``python -m paycell.bench.loadgen PLAN.json RESULT.json``.
 
-``users`` virtual users (asyncio tasks sharing one httpx.AsyncClient) each loop, closed-loop:
+``users`` virtual users (asyncio tasks, each with its own kept-alive connection of
+:mod:`paycell.bench.rawhttp`) each loop, closed-loop:
 pick a flow by the mix's weights, run it to the end, start the next. Flows:
 
 - ``p2p``: ``POST /v1/wallet/transfers`` (Bearer token, PIN) to another user's number;
@@ -31,13 +32,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-
-from paycell.merchants.signing import MerchantAuth
+from paycell.bench.rawhttp import Connection, Response, TransportError
+from paycell.merchants.signing import MerchantAuth, sign_headers
 from paycell.onsite import emv
 from paycell.onsite.card_sim import CardSim
 from paycell.onsite.pos_sim import CST, TerminalAuth
+from paycell.onsite.terminals import message_mac
 
 FLOWS = ("p2p", "remote", "nfc")
 REQUEST_TIMEOUT_S = 30.0
@@ -82,7 +84,7 @@ class State:
     retries: int = 0
 
 
-def _code(resp: httpx.Response) -> str:
+def _code(resp: Response) -> str:
     try:
         body = resp.json()
     except ValueError:
@@ -95,52 +97,53 @@ def _idem() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
-# A kept-alive connection the server closes just as a request goes out (uvicorn closes idle
-# ones after 5 s) fails with one of these. The request is sent again with the same
-# Idempotency-Key (a terminal message: the same key of terminal, batch and STAN), as a real
-# client would: the platform answers the first outcome, never a second payment.
-RETRYABLE = (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError,
-             httpx.WriteError)
+def _body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
-async def _post(http: httpx.AsyncClient, st: State, url: str, **kw: Any) -> httpx.Response:
-    try:
-        return await http.post(url, **kw)
-    except RETRYABLE:
-        st.retries += 1
-        return await http.post(url, **kw)
+def _merchant_headers(m: MerchantAuth, path: str, body: bytes) -> dict[str, str]:
+    """What :class:`MerchantAuth` adds to a request: the signature headers."""
+    return sign_headers(m.key_id, m.secret, "POST", path, body, send_digest=m.send_digest)
 
 
-async def _p2p(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+def _terminal_headers(t: TerminalAuth, path: str, body: bytes) -> dict[str, str]:
+    """What :class:`TerminalAuth` adds to a request: the MAC headers."""
+    ts, nonce = str(int(time.time())), secrets.token_hex(12)
+    return {"X-Terminal-Id": t.terminal_id, "X-Terminal-Timestamp": ts,
+            "X-Terminal-Nonce": nonce,
+            "X-Terminal-MAC": message_mac(t.key, "POST", path, t.terminal_id, ts, nonce, body)}
+
+
+async def _p2p(http: Connection, st: State, u: User, rng: random.Random
                ) -> tuple[str | None, int]:
     others = st.users
     to = others[(u.index + 1 + rng.randrange(len(others) - 1)) % len(others)].msisdn
-    r = await _post(http, st, "/v1/wallet/transfers",
-                        json={"to_msisdn": to, "amount_fen": rng.randint(1, 500),
-                              "pin": st.plan["pin"]},
-                        headers={"Authorization": f"Bearer {u.token}", **_idem()})
+    body = _body({"to_msisdn": to, "amount_fen": rng.randint(1, 500), "pin": st.plan["pin"]})
+    r = await http.post("/v1/wallet/transfers", body,
+                        {"Authorization": f"Bearer {u.token}", **_idem()})
     return (None if r.status_code == 201 else _code(r)), 1
 
 
-async def _remote(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+async def _remote(http: Connection, st: State, u: User, rng: random.Random
                   ) -> tuple[str | None, int]:
     merchant = st.merchants[u.index % len(st.merchants)]
-    r = await _post(http, st, "/v1/payments", auth=merchant, headers=_idem(), json={
-        "out_trade_no": f"B{uuid.uuid4().hex}", "amount_fen": rng.randint(100, 5_000),
-        "subject": "benchmark order", "payer_msisdn": u.msisdn})
+    path = "/v1/payments"
+    body = _body({"out_trade_no": f"B{uuid.uuid4().hex}", "amount_fen": rng.randint(100, 5_000),
+                  "subject": "benchmark order", "payer_msisdn": u.msisdn})
+    r = await http.post(path, body, {**_merchant_headers(merchant, path, body), **_idem()})
     if r.status_code != 201:
         return "create " + _code(r), 1
     trade_no = r.json()["trade_no"]
-    r = await _post(http, st, f"/v1/wallet/payments/{trade_no}/confirm",
-                        json={"pin": st.plan["pin"]},
-                        headers={"Authorization": f"Bearer {u.token}", **_idem()})
+    r = await http.post(f"/v1/wallet/payments/{trade_no}/confirm",
+                        _body({"pin": st.plan["pin"]}),
+                        {"Authorization": f"Bearer {u.token}", **_idem()})
     if r.status_code != 200:
         return "confirm " + _code(r), 2
     state = r.json().get("state")
     return (None if state == "paid" else f"confirm state {state}"), 2
 
 
-async def _nfc(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
+async def _nfc(http: Connection, st: State, u: User, rng: random.Random
                ) -> tuple[str | None, int]:
     t = u.terminal
     u.stan = u.stan % 999_999 + 1
@@ -148,15 +151,16 @@ async def _nfc(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
     ac = u.card.generate_ac(amount, unpredictable=secrets.token_hex(4).upper(),
                             date=dt.datetime.now(CST).strftime("%y%m%d"))
     x = ac.txn
-    msg = {"merchant_code": t["merchant_code"], "store_code": t["store_code"],
-           "batch_no": t["batch_no"], "stan": f"{u.stan:06d}", "pan": u.card.pan,
-           "psn": u.card.psn, "amount_fen": x.amount_fen, "other_fen": x.other_fen,
-           "currency": x.currency, "country": x.country, "date": x.date,
-           "txn_type": x.txn_type, "tvr": x.tvr, "aip": x.aip, "cvr": x.cvr,
-           "unpredictable": x.unpredictable, "atc": x.atc,
-           "arqc": ac.cryptogram.hex().upper()}
-    r = await _post(http, st, "/v1/terminal/authorisations", json=msg, auth=t["auth"],
-                        headers=_idem())
+    path = "/v1/terminal/authorisations"
+    body = _body({
+        "merchant_code": t["merchant_code"], "store_code": t["store_code"],
+        "batch_no": t["batch_no"], "stan": f"{u.stan:06d}", "pan": u.card.pan,
+        "psn": u.card.psn, "amount_fen": x.amount_fen, "other_fen": x.other_fen,
+        "currency": x.currency, "country": x.country, "date": x.date,
+        "txn_type": x.txn_type, "tvr": x.tvr, "aip": x.aip, "cvr": x.cvr,
+        "unpredictable": x.unpredictable, "atc": x.atc,
+        "arqc": ac.cryptogram.hex().upper()})
+    r = await http.post(path, body, {**_terminal_headers(t["auth"], path, body), **_idem()})
     if r.status_code != 200:
         u.card.second_generate_ac(None, emv.ARC_DECLINED)
         return _code(r), 1
@@ -172,7 +176,7 @@ async def _nfc(http: httpx.AsyncClient, st: State, u: User, rng: random.Random
 RUNNERS = {"p2p": _p2p, "remote": _remote, "nfc": _nfc}
 
 
-async def _user(http: httpx.AsyncClient, st: State, u: User, flows: list[str],
+async def _user(http: Connection, st: State, u: User, flows: list[str],
                 weights: list[float], seed: int) -> None:
     rng = random.Random(seed)
     clock = time.perf_counter
@@ -181,7 +185,7 @@ async def _user(http: httpx.AsyncClient, st: State, u: User, flows: list[str],
         began = clock()
         try:
             code, n = await RUNNERS[flow](http, st, u, rng)
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             code, n = f"transport {type(exc).__name__}", 1
         except Exception as exc:  # a bug in a flow: count it, keep the load going
             code, n = f"exception {type(exc).__name__}: {exc}"[:120], 1
@@ -212,16 +216,17 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit("p2p needs at least two users")
     st = State(plan, users, [MerchantAuth(m["key_id"], m["secret"])
                              for m in plan["merchants"]])
-    limits = httpx.Limits(max_connections=len(users), max_keepalive_connections=len(users))
+    url = urlsplit(plan["base_url"])
+    conns = [Connection(url.hostname or "127.0.0.1", url.port or 80, REQUEST_TIMEOUT_S)
+             for _ in users]
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    async with httpx.AsyncClient(base_url=plan["base_url"], limits=limits,
-                                 timeout=REQUEST_TIMEOUT_S) as http:
+    try:
         began = time.perf_counter()
         warm_end = began + plan["warmup"]
         st.window = (warm_end, warm_end + plan["seconds"])
         st.stop_at = st.window[1]
-        tasks = [asyncio.create_task(_user(http, st, u, flows, weights, plan["seed"] + u.index))
-                 for u in users]
+        tasks = [asyncio.create_task(_user(c, st, u, flows, weights, plan["seed"] + u.index))
+                 for c, u in zip(conns, users, strict=True)]
         cpu_window: list[float] = []
         while (now := time.perf_counter()) < st.stop_at:
             measuring = now >= warm_end
@@ -232,6 +237,10 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(min(0.5, max(0.01, st.stop_at - now)))
         cpu_window.append(time.process_time())
         await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        st.retries = sum(c.retries for c in conns)
+        for c in conns:
+            c.close()
     result = summarise(st, flows)
     result["loadgen"] = {
         "cpu_s": round(time.process_time() - cpu0, 2),
