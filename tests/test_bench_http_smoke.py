@@ -44,11 +44,14 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
         assert set(f) >= FLOW_KEYS, name
         assert f["failed"] == 0, (name, f["errors"])
     assert r["flows"]["remote"]["requests"] == 2 * r["flows"]["remote"]["completed"]
+    b = data["baseline"]  # the bare stack, same client, same workers
+    assert b["requests_per_s"] > 0 and b["errors"] == 0 and (b["users"], b["workers"]) == (3, 1)
 
     text = docs.read_text()
     assert text.startswith("# intro kept") and text.rstrip().endswith("tail kept")
     assert "ledger figures kept" in text and "old figures" not in text
     assert text.count(hb.DOCS_START) == 1 and "| sqlite | nfc |" in text
+    assert "Baseline, same run: the bare stack" in text
 
 
 def test_mix_parsed() -> None:

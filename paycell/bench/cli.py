@@ -314,6 +314,10 @@ def http_cmd(
                         workers=workers, mix=weights, out=out,
                         docs=docs_file if docs else None, progress=_http_progress(progress))
     print_http_report(report)
+    if report.baseline:
+        b = report.baseline
+        console.print(f"baseline (bare FastAPI + uvicorn, same client): "
+                      f"{b['requests_per_s']:,.0f} requests/s, p99 {b['p99_ms']:,.1f} ms")
     console.print(f"results: {out}" + (f", {docs_file}" if docs else ""))
     failures = sum(r.failures for r in report.records)
     if failures:

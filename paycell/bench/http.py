@@ -339,6 +339,7 @@ class Report:
     warmup: float
     mix: dict[str, float]
     records: list[Record]
+    baseline: dict[str, Any] | None = None  # the bare stack (paycell.bench.http_baseline)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -351,8 +352,32 @@ class Report:
                 "mix": self.mix, "warmup_s": self.warmup, "seconds": self.seconds,
                 "target": TARGET,
             },
+            "baseline": self.baseline,
             "records": [r.to_json() for r in self.records],
         }
+
+
+def measure_baseline(*, users: int, workers: int, seconds: float, warmup: float, work: Path,
+                     progress: Progress) -> dict[str, Any]:
+    """Requests/s of FastAPI + uvicorn with nothing behind them, same workers, same client
+    (see :mod:`paycell.bench.http_baseline`)."""
+    from paycell.devtools.chaos import ApiServer
+    from paycell.devtools.pgserver import free_port
+
+    progress.step(f"baseline: the bare stack, {workers} workers, {users} connections")
+    server = ApiServer(dict(os.environ), free_port(), workers, work / "server-baseline.log",
+                       app="paycell.bench.http_baseline:app", factory=False)
+    server.start()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "paycell.bench.http_baseline", server.url, str(users),
+             str(seconds), str(warmup)], capture_output=True, text=True, check=True,
+            stdin=subprocess.DEVNULL)
+    finally:
+        server.kill()
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result |= {"workers": workers, "users": users}
+    return result
 
 
 def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: float = 3.0,
@@ -383,6 +408,8 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
             pg_version = server_version(server)
         info = machine.describe(postgres_version=pg_version,
                                 temp_dir=tempfile.gettempdir() if own else work)
+        baseline = measure_baseline(users=users, workers=workers, seconds=seconds,
+                                    warmup=warmup, work=work, progress=rep)
         for db in databases:
             if db == "sqlite":
                 db_file = work / "http-bench.db"
@@ -402,7 +429,7 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
         if own:
             shutil.rmtree(work, ignore_errors=True)
     report = Report(generated_at=generated_at, machine=info, seconds=seconds, warmup=warmup,
-                    mix=mix, records=records)
+                    mix=mix, records=records, baseline=baseline)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -56,6 +56,15 @@ def render_markdown(report: Report) -> str:
             lines.append(f"| {r.database} | {name} | {_f(f['per_s'])} | {_f(f['p50_ms'], 1)} | "
                          f"{_f(f['p95_ms'], 1)} | {_f(f['p99_ms'], 1)} | "
                          f"{_rate(f['success_rate'])} | {errors} |")
+    b = report.baseline
+    if b:
+        lines += ["", f"Baseline, same run: the bare stack (FastAPI + uvicorn, {b['workers']} "
+                  f"workers, one endpoint validating a P2P-sized body, no database; "
+                  f"`paycell.bench.http_baseline`) driven by the same client over "
+                  f"{b['users']} connections: **{_f(b['requests_per_s'])} requests/s**, p50 "
+                  f"{_f(b['p50_ms'], 1)} ms, p99 {_f(b['p99_ms'], 1)} ms, load generator "
+                  f"{_f(b['loadgen_cpu_cores'], 2)} cores. That is the ceiling paycell's own "
+                  "work is measured against."]
     lines.append("")
     for r in report.records:
         verdict = "met" if r.target_met else "not met"

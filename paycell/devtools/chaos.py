@@ -85,8 +85,10 @@ class ApiServer:
     """``uvicorn paycell.api.app:create_app`` with ``workers`` processes in a session of
     its own, so that one killpg takes the supervisor and every worker."""
 
-    def __init__(self, env: dict[str, str], port: int, workers: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, workers: int, log: Path,
+                 app: str = "paycell.api.app:create_app", factory: bool = True) -> None:
         self.env, self.port, self.workers, self.log = env, port, workers, log
+        self.app, self.factory = app, factory
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,7 +98,8 @@ class ApiServer:
     def start(self, timeout_s: float = 60.0) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "paycell.api.app:create_app", "--factory",
+                [sys.executable, "-m", "uvicorn", self.app,
+                 *(["--factory"] if self.factory else []),
                  "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                  str(self.workers), "--log-level", "warning"],
                 env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
