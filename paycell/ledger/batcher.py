@@ -35,7 +35,7 @@ from paycell.ledger.store import Ledger
 
 # The second writer starts a batch only when at least this many transfers are waiting:
 # below it, one writer's batches are already small and splitting them costs commits.
-SECOND_WRITER_MIN = 64
+SECOND_WRITER_MIN = 128
 
 
 @dataclass(slots=True)
@@ -60,8 +60,6 @@ class Batcher:
         # Two writers on PostgreSQL (a pipeline, see the module's docstring); one on SQLite,
         # whose writers queue for one database lock anyway.
         self.writers = writers if writers is not None else (2 if ledger._pg else 1)
-        if self.writers > 1:
-            ledger.defer_unruled_locks = True
         self._queue: deque[_Item] = deque()
         self._queued = 0  # transfers in the queue
         self._cond = threading.Condition()
@@ -124,7 +122,11 @@ class Batcher:
         others = [w for w in self._writers if w is not me]
         if any(w.deciding for w in others):
             return False
-        return not any(w.busy for w in others) or self._queued >= SECOND_WRITER_MIN
+        if any(w.busy for w in others):
+            return self._queued >= SECOND_WRITER_MIN
+        # All idle: the first writer takes it, so that below the threshold batches form
+        # exactly as with one writer.
+        return me.index == 0
 
     def _take(self, me: _Writer) -> list[_Item] | None:
         with self._cond:

@@ -72,6 +72,15 @@ def lock_accounts(conn: Connection, ids: list[int]) -> list[Any]:
                  " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", (ints(ids),))
 
 
+def lock_and_read_accounts(conn: Connection, lock: list[int], read: list[int]) -> list[Any]:
+    """Lock ``lock`` (in id order) and read ``read`` without a lock, in one round trip."""
+    cols = "id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+    return _rows(conn, f"WITH locked AS (SELECT {cols} FROM ledger_accounts"
+                 " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE)"
+                 f" SELECT * FROM locked UNION ALL SELECT {cols} FROM ledger_accounts"
+                 " WHERE id = ANY(%s::bigint[])", (ints(lock), ints(read)))
+
+
 def read_accounts(conn: Connection, ids: list[int]) -> list[Any]:
     """Accounts without a lock: enough for those with no balance rule to check."""
     return _rows(conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"

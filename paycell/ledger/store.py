@@ -116,12 +116,15 @@ class Ledger:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._pg = engine.dialect.name == "postgresql"
-        # Set by a Batcher with several writers (see _load_accounts); off, every touched
-        # account is locked in one query, which is cheaper for a single writer.
-        self.defer_unruled_locks = False
-        # Accounts seen without a balance rule (fees, clearing, reserves: the hot ones). A
-        # rule is fixed when an account is opened, so the cache never goes stale; a Batcher
-        # with two writers leaves them out when it keeps concurrent batches apart.
+        # On PostgreSQL every Ledger takes its locks in one order (see _load_accounts):
+        # ruled accounts when loading, unruled ones only to write, the chain head last. One
+        # order for every process, so no two transactions can wait for each other.
+        self.defer_unruled_locks = self._pg
+        # Accounts seen with and without a balance rule (fees, clearing, reserves: the hot
+        # ones have none). A rule is fixed when an account is opened, so the caches never
+        # go stale; a Batcher with two writers leaves the unruled out when it keeps
+        # concurrent batches apart.
+        self.ruled_ids: set[int] = set()
         self.unruled_ids: set[int] = set()
         self.stats = {"transactions": 0, "retries": 0}
 
@@ -382,15 +385,21 @@ class Ledger:
         if self._pg and not self.defer_unruled_locks:
             return pgbulk.lock_accounts(conn, ids)
         if self._pg:
-            # Lock every account not known to be unruled, in id order, in one query (an
-            # unruled one seen for the first time is locked with them: harmless, the same
-            # order); read the known unruled ones (usually the fee account) without a lock.
-            unruled = self.unruled_ids
-            known = [i for i in ids if i in unruled]
-            rows = pgbulk.lock_accounts(conn, [i for i in ids if i not in unruled]) \
-                if len(known) < len(ids) else []
-            unruled.update(r[0] for r in rows if not r[2] & (m.DR_LIMIT | m.CR_LIMIT))
-            return rows + pgbulk.read_accounts(conn, known) if known else rows
+            # Accounts seen for the first time are read once without a lock to learn their
+            # rule. Then one query locks the ruled ones in id order and reads the unruled
+            # ones (usually the fee account) without a lock.
+            ruled, unruled = self.ruled_ids, self.unruled_ids
+            unknown = [i for i in ids if i not in ruled and i not in unruled]
+            if unknown:
+                for r in pgbulk.read_accounts(conn, unknown):
+                    (ruled if r[2] & (m.DR_LIMIT | m.CR_LIMIT) else unruled).add(r[0])
+            read = [i for i in ids if i in unruled]
+            lock = [i for i in ids if i not in unruled]  # ruled, or not found at all
+            if not read:
+                return pgbulk.lock_accounts(conn, lock)
+            if not lock:
+                return pgbulk.read_accounts(conn, read)
+            return pgbulk.lock_and_read_accounts(conn, lock, read)
         cols = (accounts.c.id, accounts.c.ledger, accounts.c.flags, accounts.c.debits_pending,
                 accounts.c.debits_posted, accounts.c.credits_pending, accounts.c.credits_posted)
         return [r for part in _chunks(ids) for r in conn.execute(
