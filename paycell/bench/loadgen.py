@@ -35,11 +35,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from paycell.bench.rawhttp import Connection, Response, TransportError
-from paycell.merchants.signing import MerchantAuth, sign_headers
+from paycell.merchants.signing import MerchantAuth
 from paycell.onsite import emv
 from paycell.onsite.card_sim import CardSim
 from paycell.onsite.pos_sim import CST, TerminalAuth
-from paycell.onsite.terminals import message_mac
 
 FLOWS = ("p2p", "remote", "nfc")
 REQUEST_TIMEOUT_S = 30.0
@@ -101,19 +100,6 @@ def _body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _merchant_headers(m: MerchantAuth, path: str, body: bytes) -> dict[str, str]:
-    """What :class:`MerchantAuth` adds to a request: the signature headers."""
-    return sign_headers(m.key_id, m.secret, "POST", path, body, send_digest=m.send_digest)
-
-
-def _terminal_headers(t: TerminalAuth, path: str, body: bytes) -> dict[str, str]:
-    """What :class:`TerminalAuth` adds to a request: the MAC headers."""
-    ts, nonce = str(int(time.time())), secrets.token_hex(12)
-    return {"X-Terminal-Id": t.terminal_id, "X-Terminal-Timestamp": ts,
-            "X-Terminal-Nonce": nonce,
-            "X-Terminal-MAC": message_mac(t.key, "POST", path, t.terminal_id, ts, nonce, body)}
-
-
 async def _p2p(http: Connection, st: State, u: User, rng: random.Random
                ) -> tuple[str | None, int]:
     others = st.users
@@ -130,7 +116,7 @@ async def _remote(http: Connection, st: State, u: User, rng: random.Random
     path = "/v1/payments"
     body = _body({"out_trade_no": f"B{uuid.uuid4().hex}", "amount_fen": rng.randint(100, 5_000),
                   "subject": "benchmark order", "payer_msisdn": u.msisdn})
-    r = await http.post(path, body, {**_merchant_headers(merchant, path, body), **_idem()})
+    r = await http.post(path, body, {**merchant.headers("POST", path, body), **_idem()})
     if r.status_code != 201:
         return "create " + _code(r), 1
     trade_no = r.json()["trade_no"]
@@ -160,7 +146,7 @@ async def _nfc(http: Connection, st: State, u: User, rng: random.Random
         "txn_type": x.txn_type, "tvr": x.tvr, "aip": x.aip, "cvr": x.cvr,
         "unpredictable": x.unpredictable, "atc": x.atc,
         "arqc": ac.cryptogram.hex().upper()})
-    r = await http.post(path, body, {**_terminal_headers(t["auth"], path, body), **_idem()})
+    r = await http.post(path, body, {**t["auth"].headers("POST", path, body), **_idem()})
     if r.status_code != 200:
         u.card.second_generate_ac(None, emv.ARC_DECLINED)
         return _code(r), 1

@@ -53,25 +53,20 @@ class Connection:
         head.extend(f"{k}: {v}\r\n" for k, v in headers.items())
         head.append("\r\n")
         raw = "".join(head).encode("latin-1") + body
-        fresh = self._writer is None
-        try:
-            return await asyncio.wait_for(self._exchange(raw), self.timeout_s)
-        except (ConnectionError, asyncio.IncompleteReadError, TransportError) as exc:
-            self.close()
-            if fresh:
-                raise TransportError(str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            self.close()
-            raise TransportError("timed out") from exc
-        self.retries += 1
-        try:
-            return await asyncio.wait_for(self._exchange(raw), self.timeout_s)
-        except (ConnectionError, asyncio.IncompleteReadError, TransportError) as exc:
-            self.close()
-            raise TransportError(str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            self.close()
-            raise TransportError("timed out") from exc
+        # A kept-alive connection may have been closed by the server while idle: then one
+        # more try on a fresh one. A fresh connection that fails is a real failure.
+        for again in (False, True):
+            fresh = self._writer is None
+            try:
+                return await asyncio.wait_for(self._exchange(raw), self.timeout_s)
+            except (ConnectionError, asyncio.IncompleteReadError, TransportError,
+                    TimeoutError) as exc:
+                self.close()
+                if fresh or again or isinstance(exc, TimeoutError):
+                    why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                    raise TransportError(why or type(exc).__name__) from exc
+            self.retries += 1
+        raise AssertionError("unreachable")
 
     async def _exchange(self, raw: bytes) -> Response:
         if self._writer is None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine, text
 
 from paycell.db import reading
-from paycell.ledger.model import GENESIS_HASH, Transfer, hash_transfer
+from paycell.ledger.journal import GENESIS_HASH, hash_transfer
+from paycell.ledger.model import Transfer
 
 
 @dataclass

@@ -15,7 +15,7 @@ while the other writes and commits (the server's core). A writer starts a batch 
 no other writer is deciding, and it leaves queued submissions that touch an account of the
 other writer's batch in flight for the next batch, so that its row locks do not wait for
 the other's commit. Accounts without a balance rule (the fee account every payment credits)
-do not count: they are locked only to write (``Ledger.defer_unruled_locks``). At low load
+do not count: they are locked only to write (``Ledger._load_accounts``). At low load
 the second writer stays idle, so the batches stay as large as with one.
 """
 

@@ -8,8 +8,7 @@ order, TigerBeetle style: each request succeeds or fails on its own, except that
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -35,7 +34,6 @@ class TransferFlags(IntFlag):
 LINKED, PENDING, POST, VOID = 1, 2, 4, 8
 TWO_PHASE = POST | VOID
 CLOSED, DR_LIMIT, CR_LIMIT = 4, 1, 2
-GENESIS_HASH = "0" * 64
 _ONE_PHASE = (0, PENDING, POST, VOID)
 MAX_ID_LEN = 200
 
@@ -477,32 +475,3 @@ def _rollback(
                 changed_holds.pop(tid, None)
     for tid in undo.created_ids:
         created.pop(tid, None)
-
-
-def hash_transfer(prev_hash: str, t: Transfer) -> str:
-    """SHA-256 over the predecessor's hash and this transfer's content, in a fixed order."""
-    return _hash(prev_hash, t.seq, t)
-
-
-def _hash(prev_hash: str, seq: int, t: Transfer) -> str:
-    content = "|".join((
-        prev_hash, str(seq), t.id, str(t.debit_account_id), str(t.credit_account_id),
-        str(t.amount), t.ledger, str(t.code), str(t.flags), t.pending_id or "",
-        str(t.timeout), t.ref or "", str(t.timestamp),
-    ))
-    return hashlib.sha256(content.encode()).hexdigest()
-
-
-def chain(transfers: Iterable[Transfer], head_seq: int, head_hash: str) -> list[Transfer]:
-    """Give transfers consecutive sequence numbers after the head and link their hashes."""
-    out = []
-    prev = head_hash
-    seq = head_seq
-    for t in transfers:
-        seq += 1
-        h = _hash(prev, seq, t)
-        out.append(Transfer(t.id, t.debit_account_id, t.credit_account_id, t.amount, t.ledger,
-                            t.code, t.flags, t.pending_id, t.timeout, t.ref, t.timestamp,
-                            seq, prev, h))
-        prev = h
-    return out

@@ -8,7 +8,8 @@ generic SQLAlchemy path in ``store.py`` stays the reference, and SQLite's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import psycopg
@@ -38,20 +39,27 @@ def texts(xs: Iterable[str | None]) -> str:
         for x in xs) + "}"
 
 
+@contextmanager
+def _driver(conn: Connection, sql: str, params: tuple[Any, ...] = ()
+            ) -> Iterator[psycopg.Connection[Any]]:
+    """The driver's own connection, in the ledger's transaction. Its errors are raised as
+    SQLAlchemy would raise them, so the ledger's retry rules (deadlock, lock timeout, lost
+    uniqueness race) apply unchanged."""
+    try:
+        yield cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+
+
 def _rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = False
           ) -> list[Any]:
-    """Run ``sql`` on the driver's own cursor, in the ledger's transaction: SQLAlchemy's
-    result rows cost more than the query itself on batches of thousands. Plain tuples, or
-    named tuples when the caller reads columns by name."""
-    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
-    try:
-        with raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description is not None else []
-    except psycopg.Error as exc:
-        # As SQLAlchemy would raise it, so the ledger's retry rules (deadlock, lock
-        # timeout, lost uniqueness race) apply unchanged.
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+    """Run ``sql`` on the driver's cursor: SQLAlchemy's result rows cost more than the
+    query itself on batches of thousands. Plain tuples, or named tuples when the caller
+    reads columns by name."""
+    with _driver(conn, sql, params) as raw, \
+            raw.cursor(row_factory=namedtuple_row if named else tuple_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
 
 
 def existing_transfers(conn: Connection, ids: list[str]) -> list[Any]:
@@ -182,10 +190,6 @@ def insert_transfers(conn: Connection, ts: Sequence[m.Transfer]) -> None:
         f"{t.seq}\t{esc(t.id)}\t{t.debit_account_id}\t{t.credit_account_id}\t{t.amount}\t"
         f"{esc(t.ledger)}\t{t.code}\t{t.flags}\t{esc(t.pending_id)}\t{t.timeout}\t"
         f"{esc(t.ref)}\t{t.timestamp}\t{t.prev_hash}\t{t.hash}\n" for t in ts])
-    raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
     sql = f"COPY ledger_transfers ({_TRANSFER_COLS}) FROM STDIN"
-    try:
-        with raw.cursor() as cur, cur.copy(sql) as copy:
-            copy.write(data)
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, (), exc, psycopg.Error) from exc
+    with _driver(conn, sql) as raw, raw.cursor() as cur, cur.copy(sql) as copy:
+        copy.write(data)

@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from paycell.clock import Clock, SystemClock
 from paycell.db import reading
 from paycell.ledger import errors as e
+from paycell.ledger import journal, pgbulk
 from paycell.ledger import model as m
-from paycell.ledger import pgbulk
 from paycell.ledger.tables import accounts, chain_head, holds, transfers
 
 CHUNK = 500
@@ -116,10 +116,6 @@ class Ledger:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._pg = engine.dialect.name == "postgresql"
-        # On PostgreSQL every Ledger takes its locks in one order (see _load_accounts):
-        # ruled accounts when loading, unruled ones only to write, the chain head last. One
-        # order for every process, so no two transactions can wait for each other.
-        self.defer_unruled_locks = self._pg
         # Accounts seen with and without a balance rule (fees, clearing, reserves: the hot
         # ones have none). A rule is fixed when an account is opened, so the caches never
         # go stale; a Batcher with two writers leaves the unruled out when it keeps
@@ -370,20 +366,19 @@ class Ledger:
             select(holds).where(holds.c.transfer_id.in_(part)).order_by(holds.c.transfer_id))]
 
     def _load_accounts(self, conn: Connection, ids: list[int]) -> list[Any]:
-        """The accounts a batch touches, locked (all of them, by default).
+        """The accounts a batch touches, those with a balance rule locked.
 
-        With ``defer_unruled_locks`` on PostgreSQL, an account without a balance rule (fees,
-        clearing: the hot ones) is read without a lock: nothing about it needs checking,
-        and its counters are written as deltas under a lock taken only for the write (see
-        ``_write``). So the hot fee
+        On PostgreSQL an account without a balance rule (fees, clearing: the hot ones) is
+        read without a lock: nothing about it needs checking, and its counters are written
+        as deltas under a lock taken only for the write (see ``_write``). So the hot fee
         account is locked for a batch's write and commit, not for its whole decision, and a
-        second writer can decide its batch meanwhile. On SQLite the whole transaction holds
-        the database lock anyway.
+        second writer can decide its batch meanwhile. Every PostgreSQL ledger, in every
+        process, takes its locks in this one order (ruled accounts here, unruled ones to
+        write, the chain head last), so no two transactions can wait for each other. On
+        SQLite the whole transaction holds the database lock anyway.
         """
         if not ids:
             return []
-        if self._pg and not self.defer_unruled_locks:
-            return pgbulk.lock_accounts(conn, ids)
         if self._pg:
             # Accounts seen for the first time are read once without a lock to learn their
             # rule. Then one query locks the ruled ones in id order and reads the unruled
@@ -420,7 +415,7 @@ class Ledger:
                 # and adds each account's net change for the batch, in one statement.
                 unruled = sorted(s.id for s in changed if not s.flags & (m.DR_LIMIT | m.CR_LIMIT))
                 pgbulk.add_to_accounts(conn, [_delta(s, before[s.id]) for s in changed],
-                                       lock_first=unruled if self.defer_unruled_locks else ())
+                                       lock_first=unruled)
         else:
             self._write_portable(conn, d, changed)
 
@@ -433,13 +428,13 @@ class Ledger:
         """
         if self._pg:
             head_seq, head_hash = pgbulk.reserve_seqs(conn, len(d.created))
-            linked = m.chain(d.created, head_seq, head_hash)
+            linked = journal.chain(d.created, head_seq, head_hash)
             pgbulk.append_journal(conn, linked)
             self._answer_chained(d, linked)
             return
         head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)
                             .where(chain_head.c.id == 1)).one()
-        linked = m.chain(d.created, head.seq, head.hash)
+        linked = journal.chain(d.created, head.seq, head.hash)
         conn.execute(transfers.insert(), [
             {"seq": t.seq, "id": t.id, "debit_account_id": t.debit_account_id,
              "credit_account_id": t.credit_account_id, "amount": t.amount,

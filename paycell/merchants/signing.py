@@ -129,12 +129,16 @@ class MerchantAuth(httpx.Auth):
         self.key_id, self.secret, self.clock = key_id, secret, clock
         self.send_digest = send_digest
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def headers(self, method: str, target: str, body: bytes) -> dict[str, str]:
+        """The headers that sign one request (also for clients other than httpx)."""
         ts = None if self.clock is None else self.clock.now_us() // 1_000_000
-        target = request.url.raw_path.decode("ascii")
-        request.headers.update(sign_headers(self.key_id, self.secret, request.method, target,
-                                            request.content, timestamp=ts,
-                                            send_digest=self.send_digest))
+        return sign_headers(self.key_id, self.secret, method, target, body, timestamp=ts,
+                            send_digest=self.send_digest)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.headers(request.method,
+                                            request.url.raw_path.decode("ascii"),
+                                            request.content))
         yield request
 
 

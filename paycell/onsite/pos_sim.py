@@ -36,15 +36,19 @@ class TerminalAuth(httpx.Auth):
     def __init__(self, terminal_id: str, key: bytes, *, clock: Clock | None = None) -> None:
         self.terminal_id, self.key, self.clock = terminal_id, key, clock
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def headers(self, method: str, target: str, body: bytes) -> dict[str, str]:
+        """The headers that MAC one request (also for clients other than httpx)."""
         now = time.time() if self.clock is None else self.clock.now_us() / 1_000_000
         ts, nonce = str(int(now)), secrets.token_hex(12)
-        target = request.url.raw_path.decode("ascii")
-        request.headers.update({
-            "X-Terminal-Id": self.terminal_id, "X-Terminal-Timestamp": ts,
-            "X-Terminal-Nonce": nonce,
-            "X-Terminal-MAC": message_mac(self.key, request.method, target, self.terminal_id,
-                                          ts, nonce, request.content)})
+        return {"X-Terminal-Id": self.terminal_id, "X-Terminal-Timestamp": ts,
+                "X-Terminal-Nonce": nonce,
+                "X-Terminal-MAC": message_mac(self.key, method, target, self.terminal_id,
+                                              ts, nonce, body)}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.headers(request.method,
+                                            request.url.raw_path.decode("ascii"),
+                                            request.content))
         yield request
 
 

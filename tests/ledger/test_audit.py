@@ -23,7 +23,7 @@ from paycell.clock import ManualClock
 from paycell.ledger import Ledger, TransferFlags
 from paycell.ledger.audit import AuditReport, audit
 from paycell.ledger.chart import Code, open_account, system_account
-from paycell.ledger.model import chain
+from paycell.ledger.journal import chain
 
 LINKED, PENDING = TransferFlags.LINKED, TransferFlags.PENDING
 BALANCED = "debits equal credits per currency"
