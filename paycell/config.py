@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # How often the in-process worker looks for expired holds, in seconds.
     expiry_interval_s: int = 5
     run_workers: bool = True
+    # Threads per API process running blocking handlers (database work). Few: the GIL lets
+    # one run Python at a time, and 40 (anyio's default) spent CPU handing it round.
+    api_threads: int = 8
     # -- subscribers (docs/wallets.md) --
     # Keys HMACs of ID-document numbers and of PINs in idempotency fingerprints.
     secret_key: str = DEV_SECRET_KEY

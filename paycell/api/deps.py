@@ -11,27 +11,27 @@ from paycell.ledger.batcher import Batcher
 from paycell.ledger.store import Ledger
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_batcher(request: Request) -> Batcher:
+async def get_batcher(request: Request) -> Batcher:
     """The group-commit batcher: routes that move money ``await batcher.post_async(...)``."""
     batcher: Batcher = request.app.state.batcher
     return batcher
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
