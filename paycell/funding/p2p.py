@@ -142,9 +142,10 @@ def send_transfer(
         rid = recipient.id
 
         def before(conn: Connection) -> None:
-            lock_subscribers(conn, sender.id, rid)
-            guard_outflow(conn, sender.id, amount_fen, now, settings=ctx.settings)
-            guard_inflow(conn, rid, amount_fen, settings=ctx.settings)
+            rows = lock_subscribers(conn, sender.id, rid)
+            guard_outflow(conn, sender.id, amount_fen, now, settings=ctx.settings,
+                          row=rows[sender.id])
+            guard_inflow(conn, rid, amount_fen, settings=ctx.settings, row=rows[rid])
     else:
         timeout = ctx.settings.p2p_claim_timeout_s
         row.update(state="pending_claim", expires_at=now + timeout * 1_000_000)
@@ -158,8 +159,10 @@ def send_transfer(
             guard_outflow(conn, sender.id, amount_fen, now, settings=ctx.settings)
 
     def record(conn: Connection, _results: list[TransferResult]) -> None:
-        conn.execute(p2p_transfers.insert().values(**row))
+        made[:] = [conn.execute(p2p_transfers.insert().values(**row)
+                                .returning(*p2p_transfers.c)).one()]
 
+    made: list[Any] = []
     created = True
     try:
         post_recorded(ctx.ledger, [req], before=before, record=record)
@@ -169,7 +172,8 @@ def send_transfer(
         raise InsufficientBalanceError(
             "your balance does not cover this transfer",
             available_fen=exc.detail.get("available_fen")) from None
-    done = _find(ctx, ref)
+    # What this call committed is what it wrote; a repeat reads what the first one did.
+    done = _p2p(made[0]) if created else _find(ctx, ref)
     assert done is not None, "the transfer and its record commit together"
     if created and done.state == "pending_claim" and done.expires_at is not None:
         ctx.sms.send(to, (

@@ -50,7 +50,7 @@ from paycell.subscribers.errors import (
     SubscriberClosedError,
     SubscriberFrozenError,
 )
-from paycell.subscribers.limits import guard_outflow, lock_subscribers
+from paycell.subscribers.limits import guard_outflow
 from paycell.subscribers.service import verify_pin
 
 APPROVED = "00"
@@ -236,10 +236,9 @@ def authorise(ctx: Context, term: Terminal, req: AuthRequest) -> Authorisation:
     and a batch that is not open (``batch_not_open``)."""
     _validate(req)
     digest = req.digest()
-    with ctx.engine.connect() as conn:
-        old = _find(conn, term, req.batch_no, req.stan)
-    if old is not None:
-        return _answer_again(ctx, term, req, old, digest)
+    # A repeated message is not looked up here: a first message is the common case, and a
+    # repeat finds its answer where a new one would be written (``_approve``'s transaction,
+    # ``_decline``'s), having failed the ATC check on the way if its card approved it.
     card: cards.Card | None = None
     try:
         merchant, store_id = _acceptor(ctx, term, req)
@@ -342,7 +341,6 @@ def _approve(ctx: Context, term: Terminal, req: AuthRequest, card: cards.Card, m
         except cards.AtcReplayedError:
             raise _Decline("05", "atc_replayed") from None
         _card_usable(locked)
-        lock_subscribers(conn, card.subscriber_id)
         try:
             guard_outflow(conn, card.subscriber_id, req.amount_fen, now, settings=ctx.settings)
         except (SubscriberFrozenError, SubscriberClosedError):
@@ -350,14 +348,17 @@ def _approve(ctx: Context, term: Terminal, req: AuthRequest, card: cards.Card, m
         except LimitExceededError as exc:
             raise _Decline("61", f"limit_{exc.detail.get('limit')}", verified=True) from None
 
+    made: list[Any] = []
+
     def record(conn: Connection, _results: list[TransferResult]) -> None:
-        conn.execute(authorisations.insert().values(
+        made[:] = [conn.execute(authorisations.insert().values(
             **_row_values(term, req, card, store_id, digest, now), state="approved",
             response_code=APPROVED, reason=None, auth_code=auth_code, arpc=arpc,
-            transfer_id=tid))
+            transfer_id=tid).returning(*authorisations.c)).one()]
 
     try:
         post_recorded(ctx.ledger, [money], before=before, record=record)
+        return _auth(term, made[0])  # what this call committed is what it wrote
     except (_Exists, AlreadyAppliedError):
         pass
     except le.AccountOverdraftError:
@@ -393,9 +394,9 @@ def _decline(ctx: Context, term: Terminal, req: AuthRequest, digest: str, d: _De
                                         arc).hex().upper()
     with ctx.engine.begin() as conn:
         row = lock_terminal(conn, term.id)
-        require_open_batch(row, req.batch_no)
         old = _find(conn, term, req.batch_no, req.stan)
-        if old is None:
+        if old is None:  # a repeat is answered again even once its batch has closed
+            require_open_batch(row, req.batch_no)
             if d.verified and card is not None:
                 try:
                     with conn.begin_nested():

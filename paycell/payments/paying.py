@@ -36,7 +36,7 @@ from paycell.payments.errors import (
 )
 from paycell.payments.orders import Order, find, get_order, to_order, transition
 from paycell.payments.tables import payment_orders
-from paycell.subscribers.limits import guard_outflow, lock_subscribers
+from paycell.subscribers.limits import guard_outflow
 from paycell.subscribers.service import Subscriber, get_subscriber, verify_pin
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ def pay_order(ctx: Context, order: Order, subscriber: Subscriber, via: str,
             raise OrderExpiredError("this order expired before it was paid",
                                     expired_at=row.expires_at)
         rules.next_state(row.state, rules.pay_action(row.kind))
-        lock_subscribers(conn, subscriber.id)
         guard_outflow(conn, subscriber.id, order.amount_fen, now, settings=ctx.settings)
 
     def record(conn: Connection, _results: list[TransferResult]) -> None:

@@ -22,7 +22,9 @@ Outflow usage is counted per day and per month in China Standard Time
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
 
 from paycell.config import Settings, get_settings
 from paycell.ledger.errors import AmountNotPositiveError
@@ -33,9 +35,10 @@ from paycell.subscribers.errors import (
     LimitExceededError,
     SubscriberClosedError,
     SubscriberFrozenError,
+    SubscriberNotFoundError,
 )
 from paycell.subscribers.service import lock_row
-from paycell.subscribers.tables import usage
+from paycell.subscribers.tables import subscribers, usage
 from paycell.subscribers.tiers import Tier, periods, tier_limits
 
 __all__ = ["all_or_nothing", "guard_inflow", "guard_outflow", "lock_subscribers",
@@ -50,11 +53,23 @@ def all_or_nothing(conn: Connection, results: list[TransferResult]) -> None:
             raise r.error
 
 
-def lock_subscribers(conn: Connection, *subscriber_ids: int) -> None:
+def lock_subscribers(conn: Connection, *subscriber_ids: int) -> dict[int, Any]:
     """Lock several subscribers' rows in id order (P2P: payer and payee), so that two
-    transfers between the same wallets in opposite directions cannot deadlock."""
-    for sid in sorted(set(subscriber_ids)):
-        lock_row(conn, sid)
+    transfers between the same wallets in opposite directions cannot deadlock; return the
+    rows by id, to hand to the guards (``row=``) instead of reading them again.
+    SubscriberNotFoundError if one does not exist."""
+    ids = sorted(set(subscriber_ids))
+    if len(ids) == 1:
+        return {ids[0]: lock_row(conn, ids[0])}
+    # One statement: on PostgreSQL the rows are locked as the sort hands them up, in id order.
+    stmt = select(subscribers).where(subscribers.c.id.in_(ids)).order_by(subscribers.c.id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = {r.id: r for r in conn.execute(stmt)}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise SubscriberNotFoundError(f"subscriber {missing[0]} does not exist")
+    return rows
 
 
 def _tier(settings: Settings | None, level: int) -> Tier:
@@ -84,17 +99,23 @@ def _add(conn: Connection, subscriber_id: int, period: str, delta: int) -> None:
 
 
 def guard_outflow(conn: Connection, subscriber_id: int, amount_fen: int, now_us: int, *,
-                  settings: Settings | None = None) -> None:
+                  settings: Settings | None = None, row: Any = None) -> None:
     """Allow ``amount_fen`` out of the wallet now, and count it; or raise.
 
-    Locks the subscriber's row. Raises SubscriberClosedError / SubscriberFrozenError unless
-    the wallet is active, LimitExceededError (``limit``: per_transaction, daily or monthly,
-    ``limit_fen``, ``remaining_fen``) if the tier's limit would be passed. Pass
-    ``settings=ctx.settings`` so that configured tiers apply (default: the process's).
+    Locks the subscriber's row (pass ``row`` if :func:`lock_subscribers` already did).
+    Raises SubscriberClosedError / SubscriberFrozenError unless the wallet is active,
+    LimitExceededError (``limit``: per_transaction, daily or monthly, ``limit_fen``,
+    ``remaining_fen``) if the tier's limit would be passed. Pass ``settings=ctx.settings``
+    so that configured tiers apply (default: the process's).
+
+    The day's and month's usage are counted and read back in one statement, then checked:
+    a refusal raises, and every caller lets it abort its transaction, so the count goes
+    with the rollback.
     """
     if not isinstance(amount_fen, int) or amount_fen <= 0:
         raise AmountNotPositiveError("an outflow is a positive number of fen")
-    row = lock_row(conn, subscriber_id)
+    if row is None:
+        row = lock_row(conn, subscriber_id)
     if row.state == "closed":
         raise SubscriberClosedError("this wallet is closed")
     if row.state == "frozen":
@@ -104,15 +125,34 @@ def guard_outflow(conn: Connection, subscriber_id: int, amount_fen: int, now_us:
         raise LimitExceededError(
             f"over the tier {tier.tier} limit per transaction", limit="per_transaction",
             limit_fen=tier.per_transaction_fen, remaining_fen=tier.per_transaction_fen)
-    day_used, month_used = used_fen(conn, subscriber_id, now_us)
-    for name, cap, used in (("daily", tier.daily_fen, day_used),
-                            ("monthly", tier.monthly_fen, month_used)):
-        if used + amount_fen > cap:
+    day, month = periods(now_us)
+    now_used = _count(conn, subscriber_id, day, month, amount_fen)
+    for name, cap, period in (("daily", tier.daily_fen, day),
+                              ("monthly", tier.monthly_fen, month)):
+        if now_used[period] > cap:
+            used = now_used[period] - amount_fen
             raise LimitExceededError(f"over the tier {tier.tier} {name} outflow limit",
                                      limit=name, limit_fen=cap, remaining_fen=max(0, cap - used))
-    day, month = periods(now_us)
-    _add(conn, subscriber_id, day, amount_fen)
-    _add(conn, subscriber_id, month, amount_fen)
+
+
+# The day's and the month's rows, counted and read back in one statement. Plain SQL, the
+# same on both databases, so that it compiles once (a multi-row ``values()`` is compiled
+# anew at every call).
+_COUNT = text(
+    "INSERT INTO subscriber_usage (subscriber_id, period, used_fen)"
+    " VALUES (:sid, :day, :amount), (:sid, :month, :amount)"
+    " ON CONFLICT (subscriber_id, period)"
+    " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen"
+    " RETURNING period, used_fen")
+
+
+def _count(conn: Connection, subscriber_id: int, day: str, month: str,
+           amount_fen: int) -> dict[str, int]:
+    """Add ``amount_fen`` to the day's and the month's usage (rows made as needed); the new
+    totals by period."""
+    rows = conn.execute(_COUNT, {"sid": subscriber_id, "day": day, "month": month,
+                                 "amount": amount_fen})
+    return {p: int(u) for p, u in rows}
 
 
 def release_outflow(conn: Connection, subscriber_id: int, amount_fen: int, at_us: int) -> None:
@@ -135,7 +175,7 @@ def balance_headroom_fen(conn: Connection, wallet_account_id: int, tier: Tier) -
 
 
 def guard_inflow(conn: Connection, subscriber_id: int, amount_fen: int, *,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, row: Any = None) -> None:
     """Allow ``amount_fen`` into the wallet, or raise.
 
     Locks the subscriber's row. Raises SubscriberClosedError for a closed wallet (a frozen
@@ -144,7 +184,8 @@ def guard_inflow(conn: Connection, subscriber_id: int, amount_fen: int, *,
     """
     if not isinstance(amount_fen, int) or amount_fen <= 0:
         raise AmountNotPositiveError("an inflow is a positive number of fen")
-    row = lock_row(conn, subscriber_id)
+    if row is None:
+        row = lock_row(conn, subscriber_id)
     if row.state == "closed":
         raise SubscriberClosedError("this wallet is closed")
     tier = _tier(settings, row.tier)

@@ -18,11 +18,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from paycell.api.idempotency import IdempotencyKeyReusedError, check_key
 from paycell.context import Context
+from paycell.db import reading
 from paycell.subscribers import pins
 from paycell.subscribers.errors import (
     CredentialsInvalidError,
@@ -31,7 +32,12 @@ from paycell.subscribers.errors import (
     TokenExpiredError,
     TokenInvalidError,
 )
-from paycell.subscribers.service import Subscriber, find_by_msisdn, get_subscriber, verify_pin
+from paycell.subscribers.service import (
+    Subscriber,
+    find_by_msisdn,
+    subscriber_of,
+    verify_pin,
+)
 from paycell.subscribers.tables import sessions, subscribers
 
 ACCESS_PREFIX = "pca_"
@@ -154,20 +160,28 @@ def refresh(ctx: Context, refresh_token: str, idempotency_key: str) -> tuple[Tok
     return outcome, replayed
 
 
+# Every authenticated wallet request runs this: built once (SQLAlchemy then reuses its
+# cache key), the session and its subscriber in one round trip.
+_SESSION_BY_ACCESS = (
+    select(sessions.c.id.label("session_id"), sessions.c.revoked_at,
+           sessions.c.access_expires_at, *subscribers.c)
+    .join_from(sessions, subscribers, sessions.c.subscriber_id == subscribers.c.id)
+    .where(sessions.c.access_hash == bindparam("access_hash")))
+
+
 def authenticate(ctx: Context, access_token: str) -> SessionInfo:
     """The session an access token belongs to. Raises TokenInvalidError (unknown, revoked,
     or its wallet closed) or TokenExpiredError."""
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(sessions).where(
-            sessions.c.access_hash == hash_token(access_token))).first()
+    with reading(ctx.engine) as conn:
+        row = conn.execute(_SESSION_BY_ACCESS,
+                           {"access_hash": hash_token(access_token)}).first()
     if row is None or row.revoked_at is not None:
         raise TokenInvalidError("the access token is not valid: log in again")
     if row.access_expires_at <= ctx.clock.now_us():
         raise TokenExpiredError("the access token has expired: refresh it")
-    sub = get_subscriber(ctx, row.subscriber_id)
-    if sub.state == "closed":
+    if row.state == "closed":
         raise TokenInvalidError("the access token is not valid: log in again")
-    return SessionInfo(row.id, sub)
+    return SessionInfo(row.session_id, subscriber_of(ctx, row))
 
 
 def logout(ctx: Context, session_id: int) -> None:
