@@ -184,12 +184,16 @@ def _progress(**fields: Any) -> None:
 
 
 def _users(plan: dict[str, Any]) -> list[User]:
+    # A rerun against the same world starts past the last run's counters (``run_offset``):
+    # terminals refuse a used STAN, cards' ATCs only go up.
+    offset = int(plan.get("run_offset", 0))
     out = []
     for i, w in enumerate(plan["wallets"][: plan["users"]]):
         c, t = w["card"], w["terminal"]
-        card = CardSim(c["pan"], c["psn"], bytes.fromhex(c["key_hex"]), atc=c.get("atc", 0))
+        card = CardSim(c["pan"], c["psn"], bytes.fromhex(c["key_hex"]),
+                       atc=c.get("atc", 0) + offset)
         term = {**t, "auth": TerminalAuth(t["terminal_id"], bytes.fromhex(t["key_hex"]))}
-        out.append(User(i, w["msisdn"], w["token"], card, term))
+        out.append(User(i, w["msisdn"], w["token"], card, term, stan=offset))
     return out
 
 
