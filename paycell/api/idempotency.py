@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     select,
     update,
 )
@@ -54,6 +55,16 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+
+# Every POST runs these two: built once, so SQLAlchemy neither rebuilds them nor
+# recomputes their cache keys per request.
+_CLAIM = idempotency_keys.insert()
+_FINISH = (update(idempotency_keys)
+           .where(idempotency_keys.c.caller == bindparam("w_caller"),
+                  idempotency_keys.c.key == bindparam("w_key"))
+           .values(state="done", status_code=bindparam("v_status"),
+                   response=bindparam("v_response"), updated_at=bindparam("v_at")))
 
 
 class IdempotencyKeyMissingError(InvalidRequestError):
@@ -129,8 +140,8 @@ def _claim(engine: Engine, clock: Clock, caller: str, key: str,
     t = idempotency_keys
     try:
         with engine.begin() as conn:
-            conn.execute(t.insert().values(caller=caller, key=key, request_hash=digest,
-                                           state="started", created_at=now, updated_at=now))
+            conn.execute(_CLAIM, {"caller": caller, "key": key, "request_hash": digest,
+                                  "state": "started", "created_at": now, "updated_at": now})
         return None
     except IntegrityError:
         pass
@@ -155,10 +166,9 @@ def _claim(engine: Engine, clock: Clock, caller: str, key: str,
 
 def _finish(engine: Engine, clock: Clock, caller: str, key: str, status: int,
             payload: str) -> None:
-    t = idempotency_keys
     with engine.begin() as conn:
-        conn.execute(update(t).where(t.c.caller == caller, t.c.key == key).values(
-            state="done", status_code=status, response=payload, updated_at=clock.now_us()))
+        conn.execute(_FINISH, {"w_caller": caller, "w_key": key, "v_status": status,
+                               "v_response": payload, "v_at": clock.now_us()})
 
 
 def _release(engine: Engine, caller: str, key: str) -> None:

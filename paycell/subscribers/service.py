@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from paycell.clock import rfc3339
@@ -91,11 +91,18 @@ def mask_msisdn(msisdn: str) -> str:
 
 
 # -- rows ------------------------------------------------------------------------------------
+# Statements every payment runs, built once: SQLAlchemy then neither rebuilds them nor
+# recomputes their cache keys per call.
+_BY_ID = select(subscribers).where(subscribers.c.id == bindparam("sid"))
+_LOCK_BY_ID = _BY_ID.with_for_update()
+_OPEN_BY_MSISDN = select(subscribers).where(subscribers.c.msisdn == bindparam("msisdn"),
+                                            subscribers.c.state != "closed")
+
+
 def lock_row(conn: Connection, subscriber_id: int) -> Any:
     """The subscriber's row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). SubscriberNotFoundError if there is none."""
-    row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)
-                       .with_for_update()).first()
+    row = conn.execute(_LOCK_BY_ID, {"sid": subscriber_id}).first()
     if row is None:
         raise SubscriberNotFoundError(f"subscriber {subscriber_id} does not exist")
     return row
@@ -151,8 +158,7 @@ def find_by_msisdn(ctx: Context, msisdn: str) -> Subscriber | None:
     not a mobile number."""
     msisdn = normalise_msisdn(msisdn)
     with ctx.engine.connect() as conn:
-        row = conn.execute(select(subscribers).where(subscribers.c.msisdn == msisdn,
-                                                     subscribers.c.state != "closed")).first()
+        row = conn.execute(_OPEN_BY_MSISDN, {"msisdn": msisdn}).first()
     return None if row is None else subscriber_of(ctx, row)
 
 
@@ -246,7 +252,7 @@ def verify_pin(ctx: Context, subscriber_id: int, pin: str) -> None:
     A right PIN resets the count. SubscriberClosedError for a closed wallet.
     """
     with ctx.engine.connect() as conn:
-        row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        row = conn.execute(_BY_ID, {"sid": subscriber_id}).first()
     if row is None:
         raise SubscriberNotFoundError(f"subscriber {subscriber_id} does not exist")
     if row.state == "closed":
