@@ -135,8 +135,22 @@ _lifecycle("suspend", ob.suspend, "Suspend a merchant",
            "active -> suspended: its signed requests get 403 merchant_not_active.")
 _lifecycle("reinstate", ob.reinstate, "Reinstate a suspended merchant",
            "suspended -> active.")
-_lifecycle("terminate", ob.terminate, "Terminate a merchant",
-           "active / suspended -> terminated (final); every credential is revoked.")
+
+
+@router.post("/{merchant_id}/terminate", response_model=ApprovalOut, status_code=201,
+             summary="Propose terminating a merchant (another operator approves)")
+async def propose_termination(request: Request, merchant_id: MerchantId, body: sch.ReasonIn,
+                              ctx: CtxDep, op: OperatorDep,
+                              idempotency_key: KeyHeader = None) -> Response:
+    """Termination is final, so it is maker-checker: another operator approves with
+    ``POST /v1/approvals/{id}/approve``, which terminates the merchant (active / suspended
+    -> terminated; every credential revoked; the payable account stays for settlement).
+    To stop a merchant at once, suspend it. 409 ``merchant_state_invalid``,
+    ``approval_pending``."""
+    return await idem.idempotent(
+        request, ctx.engine, ctx.clock, _caller(op), idempotency_key, body,
+        lambda: ApprovalOut.of(ob.propose_termination(ctx, op, merchant_id, body.reason)),
+        status_code=201)
 
 
 @router.post("/{merchant_id}/credentials", response_model=sch.CredentialCreatedOut,

@@ -35,6 +35,7 @@ from paycell.operators.model import Approval, Operator
 from paycell.operators.service import ensure_operator, require_role
 
 ACTIVATE = "merchant_activate"
+TERMINATE = "merchant_terminate"
 BANK_PURPOSE = "merchant-bank-account"
 # suspend, reinstate, terminate, reject_application: (ctx, operator, merchant id, reason)
 Lifecycle = Callable[[Context, Operator, int, str], Merchant]
@@ -207,11 +208,35 @@ def reinstate(ctx: Context, operator: Operator, merchant_id: int, reason: str) -
     return _transition(ctx, merchant_id, "reinstate", operator.name, _reason(reason))
 
 
-def terminate(ctx: Context, operator: Operator, merchant_id: int, reason: str) -> Merchant:
-    """active / suspended -> terminated (final): every credential is revoked at once. The
-    payable account stays for settlement to pay out what is owed. Idempotent."""
-    require_role(operator)
-    return _transition(ctx, merchant_id, "terminate", operator.name, _reason(reason))
+def propose_termination(ctx: Context, operator: Operator, merchant_id: int,
+                        reason: str) -> Approval:
+    """Propose terminating an active or suspended merchant. Termination is final, so a
+    different operator must approve (``approvals.approve``), which terminates it: every
+    credential is revoked at once; the payable account stays for settlement to pay out what
+    is owed. Suspend first to stop a merchant at once. Raises ``merchant_state_invalid``
+    unless the merchant may be terminated, ``approval_pending`` if a proposal is open."""
+    return approvals.propose(ctx, operator, TERMINATE, f"merchant:{merchant_id}",
+                             {"merchant_id": merchant_id, "reason": _reason(reason)}, reason)
+
+
+def _check_termination(ctx: Context, subject: str, payload: dict[str, Any]) -> None:
+    merchant = get_merchant(ctx, int(payload["merchant_id"]))
+    if subject != f"merchant:{merchant.id}":
+        raise MerchantStateError("the subject is not this merchant", state=merchant.state,
+                                 action="terminate")
+    rules.next_state(merchant.state, "terminate")
+
+
+def _terminate(ctx: Context, payload: dict[str, Any], approval: Approval,
+               approver: Operator) -> dict[str, Any]:
+    """The approval handler: active / suspended -> terminated, keys revoked, in one
+    transaction. Idempotent (a terminated merchant is left as it is)."""
+    merchant = _transition(ctx, int(payload["merchant_id"]), "terminate", approver.name,
+                           f"{payload['reason']} (proposed by {approval.proposed_by_name})"[:500])
+    return {"merchant_id": merchant.id, "code": merchant.code, "state": merchant.state}
+
+
+approvals.register(TERMINATE, _terminate, check=_check_termination)
 
 
 def default_application(name: str, category: str, **over: Any) -> Application:
@@ -242,4 +267,4 @@ def onboard(ctx: Context, *, name: str, category: str, **over: Any) -> Onboarded
 
 
 __all__ = ["Application", "apply", "onboard", "propose_activation",
-           "reinstate", "reject_application", "start_review", "suspend", "terminate"]
+           "propose_termination", "reinstate", "reject_application", "start_review", "suspend"]

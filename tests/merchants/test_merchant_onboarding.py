@@ -154,6 +154,34 @@ def test_transitions_out_of_order_are_409(client: TestClient, ctx: Context) -> N
     assert r.status_code == 404 and r.json()["code"] == "merchant_not_found"
 
 
+def test_termination_needs_a_second_operator(client: TestClient, ctx: Context) -> None:
+    bob = second_operator(client)
+    m = active_merchant(ctx)
+    mid = m.merchant.id
+    r = post(client, "/v1/merchants", APPLICATION, OPERATOR)
+    applied = r.json()["id"]
+    r = post(client, f"/v1/merchants/{applied}/terminate", {"reason": "x"}, OPERATOR)
+    assert r.status_code == 409 and r.json()["code"] == "merchant_state_invalid"
+    r = post(client, f"/v1/merchants/{mid}/terminate", {"reason": "fraud ring"}, OPERATOR)
+    assert r.status_code == 201, r.text
+    approval = r.json()
+    assert approval["action"] == "merchant_terminate" and approval["state"] == "pending"
+    assert get_merchant(ctx, mid).state == "active"  # a proposal changes nothing
+    r = post(client, f"/v1/merchants/{mid}/terminate", {"reason": "again"}, bob)
+    assert r.status_code == 409 and r.json()["code"] == "approval_pending"
+    r = post(client, f"/v1/approvals/{approval['id']}/approve", {}, OPERATOR)
+    assert r.status_code == 403 and r.json()["code"] == "approval_same_operator"
+    assert get_merchant(ctx, mid).state == "active"
+    r = post(client, f"/v1/approvals/{approval['id']}/approve", {}, bob)
+    assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+    assert r.json()["result"]["state"] == "terminated"
+    merchant = get_merchant(ctx, mid)
+    assert merchant.state == "terminated"
+    assert merchant.payable_account_id is not None  # kept for settlement to pay out
+    r = signed(client, m, "GET", "/v1/merchant")
+    assert r.status_code == 401 and r.json()["code"] == "key_revoked"
+
+
 def test_an_auditor_cannot_act(client: TestClient) -> None:
     r = client.post("/v1/operators", json={"name": "audrey", "role": "auditor"},
                     headers=idem(**OPERATOR))

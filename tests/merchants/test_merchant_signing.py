@@ -256,8 +256,14 @@ def test_suspended_and_terminated_merchants_are_403(client: TestClient, ctx: Con
     client.post(f"/v1/merchants/{mid}/reinstate", json={"reason": "cleared"},
                 headers=idem(**OPERATOR))
     assert signed(client, m, "GET", ME).status_code == 200
-    client.post(f"/v1/merchants/{mid}/terminate", json={"reason": "closed down"},
-                headers=idem(**OPERATOR))
+    approval = client.post(f"/v1/merchants/{mid}/terminate", json={"reason": "closed down"},
+                           headers=idem(**OPERATOR)).json()
+    assert signed(client, m, "GET", ME).status_code == 200  # proposed, not yet approved
+    r = client.post("/v1/operators", json={"name": "bob", "role": "operator"},
+                    headers=idem(**OPERATOR))
+    bob = {"X-API-Key": r.json()["api_key"]}
+    r = client.post(f"/v1/approvals/{approval['id']}/approve", json={}, headers=idem(**bob))
+    assert r.status_code == 200, r.text
     problem(signed(client, m, "GET", ME), 401, "key_revoked")  # termination revokes keys
 
 
