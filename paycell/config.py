@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # last one the notification is given up (operators may still re-send it by hand).
     notify_schedule: str = "15s,15s,30s,3m,10m,20m,30m,30m,30m,60m,3h,3h,3h,6h,6h"
     notify_timeout_s: float = 5.0
+    # May notifications go to private, loopback or link-local addresses? Unset: only in
+    # development (paycell/notifications/guard.py).
+    notify_private_addresses: bool | None = None
     notify_job_interval_s: float = 1.0
     notify_batch: int = 50
     # -- SMS (docs/sms.md) --

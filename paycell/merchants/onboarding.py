@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from paycell.config import Settings
 from paycell.context import Context
 from paycell.crypto import seal
 from paycell.ledger import chart
@@ -57,7 +58,7 @@ class Application:
     notify_url: str | None = None
 
 
-def _validated(a: Application) -> dict[str, Any]:
+def _validated(a: Application, settings: Settings) -> dict[str, Any]:
     r = rules
     return {
         "name": r.text(a.name, "name", 100),
@@ -74,7 +75,7 @@ def _validated(a: Application) -> dict[str, Any]:
         "bank_account_number": r.pattern(a.bank_account_number.replace(" ", ""),
                                          "bank_account_number", r.ACCOUNT_NUMBER,
                                          "8 to 30 digits"),
-        "default_notify_url": r.notify_url(a.notify_url),
+        "default_notify_url": r.notify_url(a.notify_url, settings),
     }
 
 
@@ -83,7 +84,7 @@ def apply(ctx: Context, application: Application, *, actor: str,
     """Record an application (state ``applied``) and give the merchant its code. With a
     ``request_key`` a repeat returns the merchant it made first. Raises
     ``merchant_invalid`` (naming the ``field``); nothing is written on a refusal."""
-    fields = _validated(application)
+    fields = _validated(application, ctx.settings)
     number = fields.pop("bank_account_number")
     now = ctx.clock.now_us()
     if request_key is not None:

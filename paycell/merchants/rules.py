@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 
+from paycell.config import Settings
 from paycell.merchants.errors import MerchantInvalidError, MerchantStateError
+from paycell.notifications import guard
 
 # action -> (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -67,11 +69,15 @@ def pattern(value: str | None, field: str, regex: re.Pattern[str], what: str) ->
     return value
 
 
-def notify_url(value: str | None) -> str | None:
+def notify_url(value: str | None, settings: Settings) -> str | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
     if len(value) > 500 or not URL.fullmatch(value):
         raise MerchantInvalidError("notify_url is an http(s) URL of up to 500 characters",
+                                   field="notify_url")
+    why = guard.url_refusal(settings, value)
+    if why is not None:
+        raise MerchantInvalidError(f"notify_url must reach a public address: {why}",
                                    field="notify_url")
     return value

@@ -151,7 +151,7 @@ def set_notify_url(ctx: Context, merchant_id: int, url: str | None, actor: str) 
     no ``notify_url`` of its own. Notifications already queued keep their URL. Idempotent;
     ``merchant_invalid`` for anything but an http(s) URL, ``merchant_state_invalid`` for a
     terminated or rejected merchant."""
-    url = rules.notify_url(url)
+    url = rules.notify_url(url, ctx.settings)
     now = ctx.clock.now_us()
     with ctx.engine.begin() as conn:
         row = lock_merchant(conn, merchant_id)

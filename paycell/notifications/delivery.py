@@ -32,7 +32,7 @@ from paycell import __version__
 from paycell.clock import rfc3339
 from paycell.context import Context
 from paycell.errors import PaycellError
-from paycell.notifications import signing
+from paycell.notifications import guard, signing
 from paycell.notifications.schedule import next_delay, parse_schedule
 from paycell.notifications.tables import notification_attempts, notifications
 
@@ -122,6 +122,11 @@ def _post(ctx: Context, client: httpx.Client, c: Claimed) -> Result:
         return Result(False, None, "merchant_unavailable", 0, exc.code)
     if not keys:
         return Result(False, None, "no_webhook_secret", 0, None)
+    if not guard.private_allowed(ctx.settings):
+        why = guard.refusal(c.url)
+        if why is not None:  # nothing is sent to the operator's own network
+            log.warning("notification %s: %s", c.id, why)
+            return Result(False, None, "address_forbidden", 0, why)
     body = body_of(c)
     ts = c.at // 1_000_000
     headers = {

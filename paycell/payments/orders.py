@@ -23,6 +23,7 @@ from paycell.clock import rfc3339
 from paycell.context import Context
 from paycell.funding.cash_common import locking
 from paycell.merchants.model import Merchant
+from paycell.notifications import guard
 from paycell.payments import rules
 from paycell.payments.errors import (
     MerchantNotPayableError,
@@ -130,6 +131,10 @@ def validate(ctx: Context, req: OrderRequest) -> None:
     if req.kind not in ("direct", "escrow"):
         raise PaymentInvalidError("kind is direct or escrow", field="kind")
     _check_url("notify_url", req.notify_url)
+    why = guard.url_refusal(ctx.settings, req.notify_url)
+    if why is not None:
+        raise PaymentInvalidError(f"notify_url must reach a public address: {why}",
+                                  field="notify_url")
     _check_url("return_url", req.return_url)
     top = ctx.settings.payment_max_expiry_s
     if req.expires_in_s is not None and not 60 <= req.expires_in_s <= top:
