@@ -194,7 +194,7 @@ def create_order(ctx: Context, merchant: Merchant, req: OrderRequest, *,
     code = None
     try:
         with ctx.engine.begin() as conn:
-            order_id = conn.execute(payment_orders.insert().returning(payment_orders.c.id).values(
+            made = conn.execute(payment_orders.insert().returning(*payment_orders.c).values(
                 trade_no=trade_no, merchant_id=merchant.id, store_id=req.store_id,
                 out_trade_no=req.out_trade_no, request_json=json.dumps(wanted, sort_keys=True),
                 kind=req.kind, amount_fen=req.amount_fen, currency=req.currency,
@@ -202,7 +202,8 @@ def create_order(ctx: Context, merchant: Merchant, req: OrderRequest, *,
                 payer_msisdn=payer.msisdn, notify_url=req.notify_url,
                 return_url=req.return_url, state=rules.WAITING, refunded_fen=0,
                 expires_at=now + expires_in * 1_000_000, created_at=now, updated_at=now,
-            )).scalar_one()
+            )).one()
+            order_id = made.id
             log_event(conn, order_id, None, rules.WAITING, f"merchant:{merchant.id}", now)
             if text_code:
                 code = confirmations.open_for_order(ctx, conn, order_id, payer.id,
@@ -213,7 +214,7 @@ def create_order(ctx: Context, merchant: Merchant, req: OrderRequest, *,
         if old is None:
             raise
         return _same_or_conflict(old, wanted), False
-    order = get_order(ctx, trade_no)
+    order = to_order(made)  # as this call committed it
     confirmations.text_order_code(ctx, merchant, order, code)
     return order, True
 
@@ -285,12 +286,13 @@ def transition(ctx: Context, conn: Connection, row: Any, action: str, actor: str
     """Move the (locked) order ``row`` by ``action``: update it with ``values``, log the
     event, queue the merchant's notification. :class:`OrderStateError` if not allowed."""
     target = rules.next_state(row.state, action)
-    done = conn.execute(update(payment_orders).where(
+    after = conn.execute(update(payment_orders).where(
         payment_orders.c.id == row.id, payment_orders.c.state == row.state)
-        .values(state=target, updated_at=now, **values)).rowcount
-    assert done == 1, "transitions run under the order's row lock"
+        .values(state=target, updated_at=now, **values)
+        .returning(*payment_orders.c)).first()
+    assert after is not None, "transitions run under the order's row lock"
     log_event(conn, row.id, row.state, target, actor, now, note)
-    order = to_order(find(conn, order_id=row.id))
+    order = to_order(after)
     notify(ctx, conn, order, now)
     return order
 

@@ -15,6 +15,7 @@ set and the payments job pays it when the top-up is confirmed.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -69,8 +70,12 @@ def pay_order(ctx: Context, order: Order, subscriber: Subscriber, via: str,
         flags=TransferFlags.PENDING if escrow else 0, ref=f"order {order.trade_no}")
     now = ctx.clock.now_us()
 
+    locked: list[Any] = []  # the order's row, as before() locked it
+    paid: list[Order] = []
+
     def before(conn: Connection) -> None:
         row = find(conn, order_id=order.id, lock=True)
+        locked[:] = [row]
         if row.state in rules.PAID_STATES and row.paid_via is not None:
             raise _AlreadyPaid
         if row.state == rules.WAITING and now >= row.expires_at:
@@ -80,16 +85,17 @@ def pay_order(ctx: Context, order: Order, subscriber: Subscriber, via: str,
         guard_outflow(conn, subscriber.id, order.amount_fen, now, settings=ctx.settings)
 
     def record(conn: Connection, _results: list[TransferResult]) -> None:
-        row = find(conn, order_id=order.id, lock=True)
+        row = locked[0]  # still locked by before(), in this same transaction: unchanged
         release_at = None
         if escrow:
             release_at = now + ctx.settings.escrow_auto_release_days * 86_400_000_000
-        transition(ctx, conn, row, rules.pay_action(row.kind), actor, now,
-                   paid_at=now, paid_via=via, release_at=release_at)
+        paid[:] = [transition(ctx, conn, row, rules.pay_action(row.kind), actor, now,
+                              paid_at=now, paid_via=via, release_at=release_at)]
         confirmations.retire_for_order(conn, order.id)
 
     try:
         post_recorded(ctx.ledger, [req], before=before, record=record)
+        return paid[0]  # what this call committed
     except (_AlreadyPaid, AlreadyAppliedError):
         pass
     except le.AccountOverdraftError as exc:
