@@ -134,6 +134,7 @@ def domain_jobs(ctx: Context) -> list[Job]:
     ledger."""
     from paycell.funding.jobs import resolve_pending
     from paycell.funding.p2p import run_p2p_jobs
+    from paycell.gateways.smpp import HEARTBEAT_S, adopt_stale_texts
     from paycell.notifications.delivery import deliver_due
     from paycell.onsite.jobs import run_onsite_jobs
     from paycell.partners.jobs import run_partners_jobs
@@ -151,6 +152,8 @@ def domain_jobs(ctx: Context) -> list[Job]:
             "closed or released {n} payment orders"),
         Job("notifications", ctx.settings.notify_job_interval_s, lambda: deliver_due(ctx),
             "made {n} notification delivery attempts"),
+        Job("sms", HEARTBEAT_S, lambda: adopt_stale_texts(ctx.sms),
+            "took over {n} texts a stopped process left queued"),
         Job("onsite", ctx.settings.onsite_job_interval_s, lambda: run_onsite_jobs(ctx),
             "sent {n} OTA jobs or cleared e-cash batches"),
         Job("settlement", ctx.settings.settlement_job_interval_s,

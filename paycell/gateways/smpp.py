@@ -16,6 +16,12 @@ worker thread of their own. Database work runs on one worker thread, in order.
 
 ``close()`` sends what is queued (for at most ``timeout`` seconds), unbinds and stops; it
 is also called at interpreter exit. Texts still queued then stay ``queued`` in the table.
+
+Nothing queued is lost with its process: while a gateway holds texts in its queue it touches
+their rows every ``HEARTBEAT_S``, and ``adopt_stale`` (the worker's ``sms`` job, in every
+process that runs the worker) takes over texts left ``queued`` and untouched for
+``STALE_AFTER_S`` by a process that died, each claimed by one process and sent on from its
+first part the SMSC had not accepted.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from paycell.clock import Clock
 from paycell.gateways import smpp_pdu as P
@@ -54,6 +60,8 @@ from paycell.gateways.sms import StoredSms, record_inbound, sms_message_parts, s
 
 log = logging.getLogger(__name__)
 
+STALE_AFTER_S = 120.0  # a queued text untouched this long belongs to a dead process
+HEARTBEAT_S = 30.0  # how often a live gateway touches the texts in its queue
 TRANSIENT = {0x14, 0x58}  # ESME_RMSGQFUL, ESME_RTHROTTLED: try the same part again later
 RECEIPT_TYPES = {0x04, 0x08}  # SMSC delivery receipt, intermediate notification
 InboundHandler = Callable[[str, str], None]
@@ -144,6 +152,45 @@ class SmppSms(StoredSms):
         self.start()
         self._poke()
 
+    def adopt_stale(self, older_than_s: float = STALE_AFTER_S, limit: int = 500) -> int:
+        """Take over outgoing texts left ``queued`` by a process that died: untouched for
+        ``older_than_s`` and not in this gateway's queue. Each is claimed by moving its
+        ``updated_at`` (of processes racing for it, one wins) and queued here from its first
+        part the SMSC has not accepted. Returns how many were taken over."""
+        if self._closing:
+            return 0
+        m = sms_messages
+        now = self.clock.now_us()
+        with self._lock:
+            mine = {j.message_id for j in self._jobs}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(m.c.id, m.c.msisdn, m.c.body, m.c.updated_at).where(
+                m.c.direction == "out", m.c.status == "queued", m.c.parts.is_not(None),
+                m.c.updated_at < now - int(older_than_s * 1_000_000))
+                .order_by(m.c.id).limit(limit)).all()
+        adopted = 0
+        for r in rows:
+            if r.id in mine:
+                continue
+            with self.engine.begin() as conn:
+                if conn.execute(update(m).where(m.c.id == r.id, m.c.status == "queued",
+                                                m.c.updated_at == r.updated_at)
+                                .values(updated_at=now)).rowcount != 1:
+                    continue  # another process took it, or it moved on
+                done = int(conn.execute(select(func.count()).select_from(sms_message_parts)
+                                        .where(sms_message_parts.c.message_id == r.id))
+                           .scalar_one())
+            parts = encode_text(r.body, ref=r.id & 0xFF)  # the same parts as the first try
+            log.warning("taking over text %s to %s left queued (%d of %d parts sent)",
+                        r.id, r.msisdn, done, len(parts))
+            with self._lock:
+                self._jobs.append(_Job(r.id, r.msisdn, parts, done=done))
+            adopted += 1
+        if adopted and not self._closing:
+            self.start()
+            self._poke()
+        return adopted
+
     def start(self, on_inbound: InboundHandler | None = None) -> SmppSms:
         """Start the background thread (idempotent); it connects and binds."""
         if on_inbound is not None:
@@ -186,9 +233,13 @@ class SmppSms(StoredSms):
         self._loop = loop
         self._wake, self._stop = asyncio.Event(), asyncio.Event()
         self._main = loop.create_task(self._connect_forever())
+        heartbeat = loop.create_task(self._heartbeat())
         started.set()
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(self._main)
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(heartbeat)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -233,6 +284,22 @@ class SmppSms(StoredSms):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
             delay = min(delay * 2, self.backoff_s[1])
+
+    async def _heartbeat(self) -> None:
+        """Touch the rows of the texts in the queue, so no other process adopts them."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            with self._lock:
+                ids = [j.message_id for j in self._jobs]
+            if ids:
+                with contextlib.suppress(Exception):  # a database hiccup: next beat
+                    await self._in_db(self._touch, ids)
+
+    def _touch(self, ids: list[int]) -> None:
+        m = sms_messages
+        with self.engine.begin() as conn:
+            conn.execute(update(m).where(m.c.id.in_(ids), m.c.status == "queued")
+                         .values(updated_at=self.clock.now_us()))
 
     async def _serve(self, session: EsmeSession) -> None:
         """Submit queued texts until the connection ends, or until stopped and drained."""
@@ -395,3 +462,9 @@ class SmppSms(StoredSms):
                 return
             conn.execute(sms_messages.update().where(sms_messages.c.id == row.message_id)
                          .values(updated_at=now, **values))
+
+
+def adopt_stale_texts(sms: object) -> int:
+    """The worker's ``sms`` job: an SMPP gateway takes over texts a dead process left
+    queued; the recording gateway (nothing to send) does nothing."""
+    return sms.adopt_stale() if isinstance(sms, SmppSms) else 0

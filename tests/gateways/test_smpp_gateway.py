@@ -278,3 +278,61 @@ def test_recorder_is_the_default_and_sms_receive_feeds_handle_inbound(
     assert [(c[1], c[2]) for c in inbound] == [(ALICE, "BAL")]
     assert [(m.direction, m.body) for m in list_messages(engine)] == [("out", "re: BAL"),
                                                                       ("in", "BAL")]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_texts_a_dead_process_left_queued_are_sent_by_another_once(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    # Process A cannot reach its SMSC, queues two texts, and dies with them queued.
+    dead = make_gateway(_closed_port())
+    dead.send(ALICE, "left behind")
+    dead.send(BOB, "y" * 300)  # two parts
+    dead.close(timeout=0.1)
+    assert [m.status for m in list_messages(engine)] == ["queued", "queued"]
+    # A third text, queued by A, whose first part the SMSC had accepted before A died.
+    with engine.begin() as conn:
+        mid = conn.execute(sms_messages.insert().values(
+            direction="out", msisdn=ALICE, body="z" * 300, status="queued", parts=2,
+            created_at=1, updated_at=1).returning(sms_messages.c.id)).scalar_one()
+        conn.execute(sms_message_parts.insert().values(
+            message_id=mid, seq=1, smsc_message_id="early-1", status="submitted",
+            created_at=1, updated_at=1))
+    # Process B's worker job takes them over: each sent once, from its first unsent part.
+    live = make_gateway(sim.port)
+    assert live.bound.wait(10)
+    assert live.adopt_stale(older_than_s=3600) == 1  # only the long-untouched one yet
+    assert live.adopt_stale(older_than_s=0) == 2
+    assert live.adopt_stale(older_than_s=0) == 0  # already in its queue: not twice
+    assert wait_for(lambda: len(sim.submitted) == 1 + 1 + 2)  # z's second part, the rest
+    assert wait_for(lambda: sorted(t.text for t in sim.texts) == ["left behind", "y" * 300])
+    # z's first part went through A's SMSC session, whose receipt never comes here.
+    assert wait_for(lambda: sorted(m.status for m in list_messages(engine)) == [
+        "delivered", "delivered", "submitted"])
+    other = make_gateway(sim.port)  # a third process finds nothing left to adopt
+    assert other.adopt_stale(older_than_s=0) == 0
+    assert len(sim.submitted) == 4
+
+
+def test_a_live_gateway_keeps_its_queued_texts(engine: Engine, sim: SmscSim,
+                                               make_gateway: Callable[..., SmppSms],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import paycell.gateways.smpp as smpp
+
+    monkeypatch.setattr(smpp, "HEARTBEAT_S", 0.05)
+    away = make_gateway(_closed_port())  # alive, waiting for its SMSC
+    away.send(ALICE, "mine")
+
+    def touched_at() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(sms_messages.c.updated_at)).scalar_one())
+
+    first = touched_at()
+    assert wait_for(lambda: touched_at() > first)  # touched by its heartbeat
+    other = make_gateway(sim.port)
+    assert other.adopt_stale(older_than_s=1) == 0  # fresh: not a dead process's
+    assert sim.submitted == []
