@@ -23,12 +23,16 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
 from paycell.api.params import MAX_ID, KeyHeader
+from paycell.api.rows import row_model
 from paycell.context import Context
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
 from paycell.operators.model import Operator
 from paycell.reconciliation import bills, resolve, service
 from paycell.reconciliation.errors import StatementInvalidError
+from paycell.reconciliation.matching import Summary
+from paycell.reconciliation.service import Item
+from paycell.reconciliation.tables import resolutions
 
 Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
@@ -53,7 +57,39 @@ class ResolveIn(BaseModel):
     with_item: int | None = Field(None, ge=1, le=MAX_ID, description="rematch: the other item")
 
 
-@operator_router.post("/statements", summary="Import and match a statement file",
+class ReconStatementOut(BaseModel):
+    """An imported statement: its totals (fen) and how many lines fell in each category."""
+
+    id: int
+    source: str = Field(examples=["bank"])
+    partner: str
+    business_date: str = Field(examples=["2026-11-25"])
+    lines: int
+    in_fen: int
+    out_fen: int
+    encoding: str
+    state: str = Field(examples=["posted"])
+    filename: str
+    counts: dict[str, int]
+    created_at: int
+
+
+class ResolveOut(BaseModel):
+    """``resolved`` at once (accept, rematch: ``with_item``), or ``proposed`` for another
+    operator to approve (write_off, pass_on: ``approval_id``)."""
+
+    state: Literal["resolved", "proposed"]
+    item_id: int
+    approval_id: int | None = None
+    with_item: int | None = None
+
+
+ResolutionOut = row_model(resolutions, "ResolutionOut",
+                          "One resolution of a difference item, as logged.")
+
+
+@operator_router.post("/statements", response_model=Summary,
+                      summary="Import and match a statement file",
                       description="The body is the file itself (docs/reconciliation.md), "
                                   "UTF-8 or GBK. The same file again changes nothing.")
 async def upload_statement(
@@ -78,18 +114,21 @@ async def upload_statement(
     return JSONResponse(summary.as_dict(), status_code=201 if summary.created else 200)
 
 
-@operator_router.get("/statements", summary="Imported statements, newest first")
+@operator_router.get("/statements", response_model=list[ReconStatementOut],
+                     summary="Imported statements, newest first")
 async def statements(ctx: Ctx, _op: OperatorDep,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Any:
     return await run_in_threadpool(service.list_statements, ctx, limit=limit)
 
 
-@operator_router.get("/statements/{statement_id}", summary="A statement's summary")
+@operator_router.get("/statements/{statement_id}", response_model=Summary,
+                     summary="A statement's summary")
 async def statement(ctx: Ctx, _op: OperatorDep, statement_id: IdPath) -> Any:
     return (await run_in_threadpool(service.get_statement, ctx, statement_id)).as_dict()
 
 
-@operator_router.get("/items", summary="Difference items (open by default), newest first")
+@operator_router.get("/items", response_model=list[Item],
+                     summary="Difference items (open by default), newest first")
 async def list_items(
     ctx: Ctx, _op: OperatorDep,
     state: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
@@ -103,7 +142,8 @@ async def list_items(
     return [i.__dict__ for i in found]
 
 
-@operator_router.post("/items/{item_id}/resolve", summary="Resolve an item",
+@operator_router.post("/items/{item_id}/resolve", response_model=ResolveOut,
+                      summary="Resolve an item",
                       description="accept and rematch act at once (200); write_off and "
                                   "pass_on are proposed (202) for another operator to "
                                   "approve at /v1/approvals/{id}/approve.")
@@ -117,7 +157,8 @@ async def resolve_item(request: Request, ctx: Ctx, op: OperatorDep, item_id: IdP
         status_code=202 if money_moves else 200)
 
 
-@operator_router.get("/resolutions", summary="The resolution log, newest first")
+@operator_router.get("/resolutions", response_model=list[ResolutionOut],  # type: ignore[valid-type]
+                     summary="The resolution log, newest first")
 async def resolution_log(ctx: Ctx, _op: OperatorDep,
                          limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Any:
     return await run_in_threadpool(resolve.resolution_log, ctx, limit=limit)

@@ -25,6 +25,7 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.errors import problem_responses
 from paycell.api.params import MAX_ID, KeyHeader
+from paycell.api.rows import row_model
 from paycell.context import Context
 from paycell.merchants.auth import current_merchant
 from paycell.merchants.model import Merchant
@@ -32,6 +33,10 @@ from paycell.operators.model import Operator
 from paycell.settlement import clearing, commissions, payouts, report
 from paycell.settlement.calendar import parse_date
 from paycell.settlement.errors import ClearingNotFoundError, SettlementInvalidError
+from paycell.settlement.tables import batches as batches_table
+from paycell.settlement.tables import clearings as clearings_table
+from paycell.settlement.tables import holds as holds_table
+from paycell.settlement.tables import payouts as payouts_table
 
 Ctx = Annotated[Context, Depends(get_context)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
@@ -73,12 +78,69 @@ class NoteIn(BaseModel):
     note: str = Field(max_length=200)
 
 
-def _approval(a: Any) -> dict[str, Any]:
-    return {"approval_id": a.id, "action": a.action, "subject": a.subject, "state": a.state,
-            "proposed_by": a.proposed_by_name}
+class ProposalOut(BaseModel):
+    """A maker-checker proposal: another operator approves it at
+    ``POST /v1/approvals/{approval_id}/approve``."""
+
+    approval_id: int
+    action: str = Field(examples=["settlement_rule"])
+    subject: str
+    state: str = Field(examples=["pending"])
+    proposed_by: str
 
 
-@operator_router.post("/clearings/{business_date}", summary="Clear a business date")
+class ClearingRunOut(BaseModel):
+    """A cleared business date's totals (fen) and its report file's name."""
+
+    business_date: str = Field(examples=["2026-11-25"])
+    merchants: int
+    cleared_now: int = Field(description="merchants cleared by this call")
+    blocked: list[Any] = Field(description="merchants whose payable could not take their "
+                                           "commission; retried by the next run")
+    gross_fen: int
+    refunds_fen: int
+    commission_fen: int
+    net_fen: int
+    currency: str = "CNY"
+    report: str
+
+
+class RuleVersionOut(BaseModel):
+    id: int
+    merchant_id: int
+    effective_from: str
+    kind: str
+    params: dict[str, Any]
+    proposed_by: str
+    approved_by: str
+
+
+class PayoutResultOut(BaseModel):
+    """Lines of the bank's result file: newly paid, newly returned, applied before."""
+
+    paid: int
+    returned: int
+    already: int
+
+
+# Whole rows, their models derived from the tables (paycell/api/rows.py).
+ClearingOut = row_model(clearings_table, "ClearingOut",
+                        "A merchant's cleared figures for a business date (fen).")
+PayoutOut = row_model(payouts_table, "PayoutOut",
+                      "One party's payout in a batch; state sent | paid | returned.")
+PayoutBatchOut = row_model(batches_table, "PayoutBatchOut", "A business date's payout batch.",
+                     file=(str, ...))
+PayoutHoldOut = row_model(holds_table, "PayoutHoldOut",
+                    "A party whose payout came back: held until an operator clears it.")
+
+
+def _approval(a: Any) -> ProposalOut:
+    return ProposalOut(approval_id=a.id, action=a.action, subject=a.subject, state=a.state,
+                       proposed_by=a.proposed_by_name)
+
+
+@operator_router.post("/clearings/{business_date}", response_model=ClearingRunOut,
+                      summary="Clear a business date")
 def clear(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
     """Idempotent: a date cleared before answers its figures. ``business_date_open`` (409)
     before its cut-off plus grace."""
@@ -91,7 +153,8 @@ def clear(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str,
             "currency": "CNY", "report": path.name}
 
 
-@operator_router.get("/clearings", summary="Cleared figures per merchant and date")
+@operator_router.get("/clearings", response_model=list[ClearingOut],  # type: ignore[valid-type]
+                     summary="Cleared figures per merchant and date")
 def list_clearings(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
                    merchant_id: int | None = Query(None, ge=1, le=MAX_ID),
                    limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -101,7 +164,8 @@ def list_clearings(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(N
                                  limit=limit)
 
 
-@operator_router.post("/rules", status_code=202, summary="Propose a commission rule")
+@operator_router.post("/rules", status_code=202, response_model=ProposalOut,
+                      summary="Propose a commission rule")
 async def propose_rule(request: Request, body: RuleIn, ctx: Ctx, operator: OperatorDep,
                        idempotency_key: KeyHeader = None) -> Response:
     """A second operator approves it (``POST /v1/approvals/{id}/approve``)."""
@@ -112,12 +176,14 @@ async def propose_rule(request: Request, body: RuleIn, ctx: Ctx, operator: Opera
             kind=body.kind, params=body.params, reason=body.reason)), status_code=202)
 
 
-@operator_router.get("/rules/{merchant_id}", summary="A merchant's rule versions")
+@operator_router.get("/rules/{merchant_id}", response_model=list[RuleVersionOut],
+                     summary="A merchant's rule versions")
 def rules_of(merchant_id: IdPath, ctx: Ctx, _: OperatorDep) -> list[dict[str, Any]]:
     return [v.out() for v in commissions.rule_history(ctx, merchant_id)]
 
 
-@operator_router.post("/deductions", status_code=202, summary="Propose a deduction")
+@operator_router.post("/deductions", status_code=202, response_model=ProposalOut,
+                      summary="Propose a deduction")
 async def propose_deduction(request: Request, body: DeductionIn, ctx: Ctx,
                             operator: OperatorDep, idempotency_key: KeyHeader = None
                             ) -> Response:
@@ -129,14 +195,16 @@ async def propose_deduction(request: Request, body: DeductionIn, ctx: Ctx,
             amount_fen=body.amount_fen, reason=body.reason)), status_code=202)
 
 
-@operator_router.post("/payouts/{business_date}", summary="Make a date's payout batch")
+@operator_router.post("/payouts/{business_date}", response_model=PayoutBatchOut,
+                      summary="Make a date's payout batch")
 def payout_batch(business_date: DatePath, ctx: Ctx, operator: OperatorDep) -> dict[str, Any]:
     b = payouts.run_batch(ctx, _day(business_date), actor=operator.name)
     b["file"] = FsPath(b["file"]).name
     return b
 
 
-@operator_router.get("/payouts", summary="Payouts, newest first")
+@operator_router.get("/payouts", response_model=list[PayoutOut],  # type: ignore[valid-type]
+                     summary="Payouts, newest first")
 def list_payouts(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(None),
                  party_kind: str | None = Query(None, pattern="^(merchant|partner)$"),
                  party_id: int | None = Query(None, ge=1, le=MAX_ID),
@@ -145,7 +213,8 @@ def list_payouts(ctx: Ctx, _: OperatorDep, business_date: str | None = Query(Non
                                 party_id=party_id, limit=limit)
 
 
-@operator_router.post("/payout-results", summary="Import the bank's result file",
+@operator_router.post("/payout-results", response_model=PayoutResultOut,
+                      summary="Import the bank's result file",
                       openapi_extra={"requestBody": {"content": {"text/csv": {}}}})
 async def payout_result(request: Request, ctx: Ctx, _: OperatorDep) -> dict[str, int]:
     """The body is the result file (text/csv), streamed to a temporary file."""
@@ -161,13 +230,15 @@ async def payout_result(request: Request, ctx: Ctx, _: OperatorDep) -> dict[str,
         os.unlink(name)
 
 
-@operator_router.get("/holds", summary="Parties on payout hold")
+@operator_router.get("/holds", response_model=list[PayoutHoldOut],  # type: ignore[valid-type]
+                     summary="Parties on payout hold")
 def list_holds(ctx: Ctx, _: OperatorDep,
                state: str = Query("open", pattern="^(open|cleared)$")) -> list[dict[str, Any]]:
     return payouts.list_holds(ctx, state=state)
 
 
-@operator_router.post("/holds/{hold_id}/clear", summary="Clear a payout hold")
+@operator_router.post("/holds/{hold_id}/clear", response_model=PayoutHoldOut,
+                      summary="Clear a payout hold")
 async def clear_hold(request: Request, hold_id: IdPath, body: NoteIn, ctx: Ctx,
                      operator: OperatorDep, idempotency_key: KeyHeader = None) -> Response:
     return await idem.idempotent(
