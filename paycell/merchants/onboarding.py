@@ -143,12 +143,18 @@ def propose_activation(ctx: Context, operator: Operator, merchant_id: int,
                              {"merchant_id": merchant_id}, reason)
 
 
-def _check_activation(ctx: Context, subject: str, payload: dict[str, Any]) -> None:
-    merchant = get_merchant(ctx, int(payload["merchant_id"]))
-    if subject != f"merchant:{merchant.id}":
-        raise MerchantStateError("the subject is not this merchant", state=merchant.state,
-                                 action="activate")
-    rules.next_state(merchant.state, "activate")
+def _check_allows(action: str) -> approvals.Check:
+    """The proposal check of an approvable merchant ``action``: the subject is the
+    merchant of the payload, and its state allows the action now."""
+
+    def check(ctx: Context, subject: str, payload: dict[str, Any]) -> None:
+        merchant = get_merchant(ctx, int(payload["merchant_id"]))
+        if subject != f"merchant:{merchant.id}":
+            raise MerchantStateError("the subject is not this merchant",
+                                     state=merchant.state, action=action)
+        rules.next_state(merchant.state, action)
+
+    return check
 
 
 def _activate(ctx: Context, payload: dict[str, Any], approval: Approval,
@@ -179,7 +185,7 @@ def _activate(ctx: Context, payload: dict[str, Any], approval: Approval,
             "payable_account_id": merchant.payable_account_id}
 
 
-approvals.register(ACTIVATE, _activate, check=_check_activation)
+approvals.register(ACTIVATE, _activate, check=_check_allows("activate"))
 
 
 def reject_application(ctx: Context, operator: Operator, merchant_id: int,
@@ -220,14 +226,6 @@ def propose_termination(ctx: Context, operator: Operator, merchant_id: int,
                              {"merchant_id": merchant_id, "reason": _reason(reason)}, reason)
 
 
-def _check_termination(ctx: Context, subject: str, payload: dict[str, Any]) -> None:
-    merchant = get_merchant(ctx, int(payload["merchant_id"]))
-    if subject != f"merchant:{merchant.id}":
-        raise MerchantStateError("the subject is not this merchant", state=merchant.state,
-                                 action="terminate")
-    rules.next_state(merchant.state, "terminate")
-
-
 def _terminate(ctx: Context, payload: dict[str, Any], approval: Approval,
                approver: Operator) -> dict[str, Any]:
     """The approval handler: active / suspended -> terminated, keys revoked, in one
@@ -237,7 +235,7 @@ def _terminate(ctx: Context, payload: dict[str, Any], approval: Approval,
     return {"merchant_id": merchant.id, "code": merchant.code, "state": merchant.state}
 
 
-approvals.register(TERMINATE, _terminate, check=_check_termination)
+approvals.register(TERMINATE, _terminate, check=_check_allows("terminate"))
 
 
 def default_application(name: str, category: str, **over: Any) -> Application:
