@@ -38,6 +38,7 @@ from paycell.ledger.chart import Code, TransferCode, open_account, system_accoun
 from paycell.ledger.model import TransferFlags as F
 from paycell.ledger.model import TransferRequest as Req
 from paycell.ledger.store import Ledger
+from paycell.merchants.demo import seed_closed
 from paycell.money import allocate, format_amount
 from paycell.subscribers.service import find_by_msisdn
 from paycell.subscribers.service import open_account as open_wallet
@@ -338,6 +339,7 @@ def load_demo(engine: Engine, *, today: date | None = None, out_dir: Path | None
     partners_demo = load_partners_demo(ctx, clock, start, out_dir)
     settlement_demo = load_settlement_demo(ctx, clock, start, out_dir)
     recon_demo = load_recon_demo(ctx, clock, start, out_dir)
+    seed_closed(ctx)  # last, so the other parts' ids stay as they were: a merchant closed
     ids = [*world.platform.values(), *world.merchants, *world.wallets.values()]
     accounts = ledger.accounts(ids)
     wallet_ids = set(world.wallets.values())

@@ -37,6 +37,7 @@ from paycell.ledger.model import TransferFlags
 from paycell.ledger.store import Ledger
 from paycell.ledger.tables import transfers as ledger_transfers
 from paycell.merchants.signing import MerchantAuth
+from paycell.merchants.tables import merchants
 from paycell.notifications.delivery import deliver_due
 from paycell.notifications.tables import notifications
 from paycell.payments import escrow, orders
@@ -53,6 +54,7 @@ PAYMENT_ACCOUNTS = 3  # the demo merchants' payables
 ONSITE_ACCOUNTS = 8
 # 2 partner payables, the channel expense, the card network's fee share, recon suspense
 FINANCE_ACCOUNTS = 5
+CLOSED_ACCOUNTS = 1  # the terminated merchant's payable (merchants/demo.py: seed_closed)
 
 
 def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -70,12 +72,16 @@ def test_load_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     assert 250 <= report.transfers <= 500
     assert first.accounts == 7 + 6 + 20
     assert report.accounts == (first.accounts + WALLET_ACCOUNTS + PAYMENT_ACCOUNTS
-                               + ONSITE_ACCOUNTS + FINANCE_ACCOUNTS)
+                               + ONSITE_ACCOUNTS + FINANCE_ACCOUNTS + CLOSED_ACCOUNTS)
     files = {p.name: p.read_text() for p in tmp_path.iterdir()}
     assert set(files) == {VOUCHER_CSV, AGENT_KEY_FILE, KEYS_FILE, TERMINAL_KEYS_FILE}
     assert first.wallets is not None and first.wallets.agent_key is not None
     assert files[AGENT_KEY_FILE].strip() == first.wallets.agent_key
     assert len(set(first.subscribers.values())) == 20
+    with engine.connect() as conn:  # closed down through maker-checker
+        closed = conn.execute(select(merchants.c.state).where(
+            merchants.c.name == "Old Town Noodles")).scalar_one()
+    assert closed == "terminated"
     onsite_rows = _onsite_rows(engine)
     second = load_demo(engine)
     again = audit(engine)

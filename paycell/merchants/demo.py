@@ -14,7 +14,7 @@ from paycell.context import Context
 from paycell.merchants import onboarding as ob
 from paycell.merchants.credentials import issue_credential, list_credentials, lookup_key
 from paycell.merchants.errors import StoreCodeTakenError
-from paycell.merchants.model import OnboardedMerchant
+from paycell.merchants.model import Merchant, OnboardedMerchant
 from paycell.merchants.service import add_store, get_merchant, webhook_secrets
 from paycell.operators import approvals
 from paycell.operators.service import ensure_operator
@@ -67,6 +67,35 @@ def seed_demo(ctx: Context) -> list[OnboardedMerchant]:
                 add_store(ctx, m.id, code, name, address, maker.name)
         out.append(_with_key(ctx, m.id, maker.name))
     return out
+
+
+CLOSED = DemoMerchant("noodles", "Old Town Noodles", "Old Town Noodles (Shenzhen) Co., Ltd.",
+                      "food_beverage", "http://127.0.0.1:9001/notify/noodles", ())
+
+
+def seed_closed(ctx: Context) -> Merchant:
+    """A merchant that traded and then closed down: onboarded like the others, then
+    terminated through maker-checker (demo-maker proposes, demo-checker approves), so the
+    demo world has a terminated merchant whose keys are revoked. Idempotent."""
+    maker = ensure_operator(ctx.engine, ctx.clock, "demo-maker", "operator")
+    checker = ensure_operator(ctx.engine, ctx.clock, "demo-checker", "operator")
+    d = CLOSED
+    app = ob.default_application(d.name, d.category, company=d.company,
+                                 bank_account_holder=d.company, notify_url=d.notify_url,
+                                 contact_email=f"ops@{d.slug}.example",
+                                 bank_account_number="6222020000009999")
+    m = ob.apply(ctx, app, actor=maker.name, request_key=f"demo:{d.slug}")
+    if m.state == "applied":
+        m = ob.start_review(ctx, maker, m.id, "demo: documents checked")
+    for action, state, propose in (
+            (ob.ACTIVATE, "in_review",
+             lambda: ob.propose_activation(ctx, maker, m.id, "demo")),
+            (ob.TERMINATE, "active",
+             lambda: ob.propose_termination(ctx, maker, m.id, "demo: closed down"))):
+        if get_merchant(ctx, m.id).state == state:
+            open_ = approvals.list_pending(ctx, action=action, subject=f"merchant:{m.id}")
+            approvals.approve(ctx, checker, (open_[0] if open_ else propose()).id)
+    return get_merchant(ctx, m.id)
 
 
 def _with_key(ctx: Context, merchant_id: int, actor: str) -> OnboardedMerchant:
