@@ -34,7 +34,9 @@ terminals = Table(
     Column("created_by", String(80), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("request_key", String(120)),  # the registration's, when it came with one
     Index("ix_onsite_terminals_merchant", "merchant_id", "id"),
+    Index("ix_onsite_terminals_request_key", "request_key", unique=True),
 )
 
 batches = Table(

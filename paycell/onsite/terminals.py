@@ -208,16 +208,22 @@ def deposit_account(ctx: Context, merchant_id: int) -> int:
                               chart.Code.MERCHANT_DEPOSIT, owner_ref=f"merchant:{merchant_id}").id
 
 
-def register_terminal(ctx: Context, merchant_code: str, store_code: str, actor: str
-                      ) -> Registered:
+def register_terminal(ctx: Context, merchant_code: str, store_code: str, actor: str, *,
+                      request_key: str | None = None) -> Registered:
     """Register a new terminal to the merchant's open store and take the deposit.
 
     The terminal's row and the deposit transfer commit together or not at all. Refused:
     ``merchant_not_found``, ``store_not_found`` (or closed), ``merchant_not_active``,
     ``terminal_deposit_insufficient`` (``required_fen``, ``available_fen``) when the
-    merchant's payable balance cannot cover the deposit. Not idempotent by itself (every
-    call is a new terminal): the API makes it so with an Idempotency-Key.
+    merchant's payable balance cannot cover the deposit. With a ``request_key`` (the API
+    passes its Idempotency-Key) a repeat answers the terminal the first call made, key
+    included, even if the first call's answer was lost; without one every call is a new
+    terminal.
     """
+    if request_key is not None:
+        found = _registered(ctx, request_key)
+        if found is not None:
+            return found
     merchant = find_by_code(ctx, merchant_code)
     if merchant is None:
         raise MerchantNotFoundError(f"no merchant {merchant_code}")
@@ -237,15 +243,32 @@ def register_terminal(ctx: Context, merchant_code: str, store_code: str, actor: 
         tid = f"T{secrets.randbelow(10**8):08d}"
         try:
             _register(ctx, tid, merchant.id, store.id, merchant.payable_account_id, dep_id,
-                      amount, sealed, actor)
+                      amount, sealed, actor, request_key)
         except _IdTaken:
             continue
+        except IntegrityError:
+            # A concurrent call with the same request key committed first: its terminal.
+            found = _registered(ctx, request_key) if request_key is not None else None
+            if found is None:
+                raise
+            return found
         return Registered(get_terminal(ctx, tid), key.hex().upper())
     raise ConflictError("could not find a free terminal id; try again")
 
 
+def _registered(ctx: Context, request_key: str) -> Registered | None:
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(terminals).where(
+            terminals.c.request_key == request_key)).first()
+    if row is None:
+        return None
+    key = unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
+    return Registered(to_terminal(row), key.hex().upper())
+
+
 def _register(ctx: Context, tid: str, merchant_id: int, store_id: int, payable_id: int,
-              dep_id: int, amount: int, sealed: str, actor: str) -> None:
+              dep_id: int, amount: int, sealed: str, actor: str,
+              request_key: str | None) -> None:
     now = ctx.clock.now_us()
     req = TransferRequest(id=f"terminal-deposit:{tid}", debit_account_id=payable_id,
                           credit_account_id=dep_id, amount=amount,
@@ -264,7 +287,8 @@ def _register(ctx: Context, tid: str, merchant_id: int, store_id: int, payable_i
         conn.execute(terminals.insert().values(
             terminal_id=tid, merchant_id=merchant_id, store_id=store_id, key_sealed=sealed,
             state="active", deposit_fen=amount, deposit_account_id=dep_id, batch_no=0,
-            batch_open=0, created_by=actor[:80], created_at=now, updated_at=now))
+            batch_open=0, created_by=actor[:80], created_at=now, updated_at=now,
+            request_key=request_key))
 
     try:
         post_recorded(ctx.ledger, [req], before=before, record=record)

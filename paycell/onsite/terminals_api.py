@@ -11,6 +11,7 @@ code), not errors.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -289,7 +290,10 @@ async def register(request: Request, body: TerminalIn, ctx: CtxDep,
     actor = _actor(request)
 
     def run() -> TerminalCreatedOut:
-        reg = tm.register_terminal(ctx, body.merchant_code, body.store_code, actor)
+        # The Idempotency-Key (up to 255 characters), hashed to a bounded request key.
+        key = hashlib.sha256(str(idempotency_key).encode()).hexdigest()
+        reg = tm.register_terminal(ctx, body.merchant_code, body.store_code, actor,
+                                   request_key=f"api:{key}")
         out = _out(ctx, reg.terminal)
         return TerminalCreatedOut(**out.model_dump(), terminal_key=reg.key_hex, key_shown=True)
 

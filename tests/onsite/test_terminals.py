@@ -165,3 +165,47 @@ def test_cli(client, ctx, db_url) -> None:  # noqa: F811
     out = runner.invoke(cli_app, ["onsite", "register-terminal", "--merchant", m.merchant.code,
                                   "--store", "S1", *url])
     assert out.exit_code == 1 and "terminal_deposit_insufficient" in out.output
+
+
+def test_a_rerun_registration_with_its_request_key_finds_its_terminal(
+        client, ctx) -> None:  # noqa: F811
+    """What a stale idempotency claim taken over after a crash does: the registration runs
+    again. With its request key it answers the first terminal (key included): one terminal,
+    one deposit. Another key is another terminal."""
+    m = shop(ctx, payable_fen=3 * DEPOSIT)
+    payable = m.merchant.payable_account_id
+    first = tm.register_terminal(ctx, m.merchant.code, "S1", "test", request_key="api:k1")
+    again = tm.register_terminal(ctx, m.merchant.code, "S1", "test", request_key="api:k1")
+    assert again == first and again.key_hex == first.key_hex
+    assert balance(ctx, payable) == 2 * DEPOSIT and len(tm.list_terminals(ctx)) == 1
+    other = tm.register_terminal(ctx, m.merchant.code, "S1", "test", request_key="api:k2")
+    assert other.terminal.terminal_id != first.terminal.terminal_id
+    assert balance(ctx, payable) == DEPOSIT and len(tm.list_terminals(ctx)) == 2
+
+
+@pytest.mark.postgres_only
+def test_concurrent_registrations_with_one_request_key_make_one_terminal(
+        client, ctx) -> None:  # noqa: F811
+    import threading
+
+    m = shop(ctx, payable_fen=4 * DEPOSIT)
+    barrier, out, errors = threading.Barrier(4), [], []
+
+    def go() -> None:
+        barrier.wait()
+        try:
+            out.append(tm.register_terminal(ctx, m.merchant.code, "S1", "test",
+                                            request_key="api:same"))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(out) == 4
+    assert len({r.terminal.terminal_id for r in out}) == 1
+    assert len({r.key_hex for r in out}) == 1
+    assert len(tm.list_terminals(ctx)) == 1
+    assert balance(ctx, m.merchant.payable_account_id) == 3 * DEPOSIT
