@@ -76,6 +76,11 @@ class _Job:
     smsc_ids: list[str] = field(default_factory=list)
 
 
+def _job(message_id: int, msisdn: str, body: str, done: int = 0) -> _Job:
+    """A text's parts, encoded the same on every try (the reference comes from its id)."""
+    return _Job(message_id, msisdn, encode_text(body, ref=message_id & 0xFF), done)
+
+
 def _address(number: str) -> tuple[str, int, int]:
     """(address, TON, NPI): +E.164 is international/ISDN; a short code or name is not."""
     if number.startswith("+"):
@@ -143,9 +148,8 @@ class SmppSms(StoredSms):
         if not count:
             log.warning("text %s to %s is too long to send", message_id, msisdn)
             return
-        job = _Job(message_id, msisdn, encode_text(body, ref=message_id & 0xFF))
         with self._lock:
-            self._jobs.append(job)
+            self._jobs.append(_job(message_id, msisdn, body))
         if self._closing:
             log.warning("SMPP gateway closed: text %s stays queued", message_id)
             return
@@ -180,11 +184,11 @@ class SmppSms(StoredSms):
                 done = int(conn.execute(select(func.count()).select_from(sms_message_parts)
                                         .where(sms_message_parts.c.message_id == r.id))
                            .scalar_one())
-            parts = encode_text(r.body, ref=r.id & 0xFF)  # the same parts as the first try
+            job = _job(r.id, r.msisdn, r.body, done)  # the same parts as the first try
             log.warning("taking over text %s to %s left queued (%d of %d parts sent)",
-                        r.id, r.msisdn, done, len(parts))
+                        r.id, r.msisdn, done, len(job.parts))
             with self._lock:
-                self._jobs.append(_Job(r.id, r.msisdn, parts, done=done))
+                self._jobs.append(job)
             adopted += 1
         if adopted and not self._closing:
             self.start()

@@ -78,7 +78,7 @@ class GateSim:
 
     # -- the terminal API --------------------------------------------------------------------
     def _signed(self, client: HttpClient, method: str, path: str, body: bytes) -> Any:
-        from paycell.onsite.terminals import message_mac
+        from paycell.onsite.terminal_auth import message_mac
 
         if self._key is None:
             raise RuntimeError("the gate has no terminal key")

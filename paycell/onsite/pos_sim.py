@@ -23,7 +23,7 @@ import httpx
 from paycell.clock import Clock
 from paycell.onsite import emv
 from paycell.onsite.card_sim import CardSim
-from paycell.onsite.terminals import message_mac
+from paycell.onsite.terminal_auth import message_mac
 
 CST = dt.timezone(dt.timedelta(hours=8))
 

@@ -1,5 +1,5 @@
 """POS terminals: registration to a merchant's store (with the deposit), states, sign-on and
-batches, and the MAC every terminal message carries.
+batches. The MAC every terminal message carries is checked in ``terminal_auth``.
 
 A terminal is ``T`` + 8 digits. Its key (16 bytes, a double-length 3DES key for the ISO
 9797-1 retail MAC) is made at registration, shown once, and kept sealed. Registering costs
@@ -15,8 +15,6 @@ at the end of the day freezes its totals.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -25,18 +23,16 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from paycell.api.replay import NONCE_PRUNE_S, Every
 from paycell.context import Context
 from paycell.crypto import seal, unseal
-from paycell.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
+from paycell.errors import ConflictError, ForbiddenError, NotFoundError
 from paycell.funding.cash_common import AlreadyAppliedError, locking, post_recorded
 from paycell.ledger import TransferRequest, TransferResult, chart
 from paycell.ledger import errors as le
 from paycell.merchants.errors import MerchantNotFoundError, StoreNotFoundError
 from paycell.merchants.service import find_by_code, get_merchant, lock_merchant
 from paycell.merchants.tables import stores
-from paycell.onsite import emv
-from paycell.onsite.terminal_tables import authorisations, batches, nonces, pos_refunds, terminals
+from paycell.onsite.terminal_tables import authorisations, batches, pos_refunds, terminals
 
 KEY_PURPOSE = "onsite-terminal-key"
 STATES = ("active", "suspended", "retired")
@@ -67,26 +63,6 @@ class MerchantNotActiveForTerminalError(ConflictError):
 
 class BatchNotOpenError(ConflictError):
     code = "batch_not_open"
-
-
-class TerminalAuthRequiredError(UnauthorizedError):
-    code = "terminal_auth_required"
-
-
-class TerminalUnknownError(UnauthorizedError):
-    code = "terminal_unknown"
-
-
-class TerminalMacInvalidError(UnauthorizedError):
-    code = "terminal_mac_invalid"
-
-
-class TerminalTimestampStaleError(UnauthorizedError):
-    code = "terminal_timestamp_stale"
-
-
-class TerminalNonceReplayedError(UnauthorizedError):
-    code = "terminal_nonce_replayed"
 
 
 # -- model -------------------------------------------------------------------------------------
@@ -166,7 +142,8 @@ def lock_terminal(conn: Connection, terminal_pk: int) -> Any:
                         ).one()
 
 
-def _terminal_row(ctx: Context, terminal_id: str) -> Any:
+def terminal_row(ctx: Context, terminal_id: str) -> Any:
+    """The terminal's row (its sealed key included), or None."""
     with ctx.engine.connect() as conn:
         return conn.execute(select(terminals).where(
             terminals.c.terminal_id == terminal_id.strip().upper())).first()
@@ -174,7 +151,7 @@ def _terminal_row(ctx: Context, terminal_id: str) -> Any:
 
 def get_terminal(ctx: Context, terminal_id: str) -> Terminal:
     """The terminal ``T...``; :class:`TerminalNotFoundError` if none."""
-    row = _terminal_row(ctx, terminal_id)
+    row = terminal_row(ctx, terminal_id)
     if row is None:
         raise TerminalNotFoundError(f"no terminal {terminal_id}")
     return to_terminal(row)
@@ -445,69 +422,3 @@ def close_batch(ctx: Context, terminal: Terminal, batch_no: int,
             require_open_batch(row, batch_no)
             return _close(ctx, conn, terminal, batch_no, claimed, now)
     return batch_totals(ctx, terminal, batch_no)
-
-
-# -- message authentication -----------------------------------------------------------------------
-def canonical_message(method: str, target: str, terminal_id: str, timestamp: str, nonce: str,
-                      body: bytes) -> bytes:
-    """What a terminal MACs: six lines, no trailing newline, the body as its SHA-256 hex."""
-    return "\n".join((method.upper(), target, terminal_id, timestamp, nonce,
-                      hashlib.sha256(body).hexdigest())).encode()
-
-
-def message_mac(key: bytes, method: str, target: str, terminal_id: str, timestamp: str,
-                nonce: str, body: bytes) -> str:
-    """hex (upper case) of the retail MAC over :func:`canonical_message`."""
-    return emv.retail_mac(key, canonical_message(method, target, terminal_id, timestamp, nonce,
-                                                 body)).hex().upper()
-
-
-_prune_nonces = Every(NONCE_PRUNE_S)
-
-
-def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | None,
-                 timestamp: str | None, nonce: str | None, mac: str | None, body: bytes
-                 ) -> Terminal:
-    """The active terminal that MACed this message, or a 401 (``terminal_auth_required``,
-    ``terminal_unknown``, ``terminal_mac_invalid``, ``terminal_timestamp_stale``,
-    ``terminal_nonce_replayed``) / 403 ``terminal_not_active``. The nonce is remembered only
-    for a message whose MAC is right."""
-    if not (terminal_id or timestamp or nonce or mac):
-        from paycell.api.auth import AuthenticationRequiredError
-
-        raise AuthenticationRequiredError("send the terminal's X-Terminal-Id, "
-                                          "X-Terminal-Timestamp, X-Terminal-Nonce and "
-                                          "X-Terminal-MAC")
-    if not (terminal_id and timestamp and nonce and mac):
-        raise TerminalAuthRequiredError(
-            "send X-Terminal-Id, X-Terminal-Timestamp, X-Terminal-Nonce and X-Terminal-MAC")
-    if not (timestamp.isdigit() and len(timestamp) <= 12 and 8 <= len(nonce) <= 64
-            and nonce.replace("-", "").replace("_", "").isalnum()):
-        raise TerminalAuthRequiredError("the timestamp is unix seconds and the nonce 8 to 64 "
-                                        "letters, digits, - or _")
-    row = _terminal_row(ctx, terminal_id)  # the terminal and its sealed key in one read
-    if row is None:
-        raise TerminalUnknownError(f"no terminal {terminal_id}")
-    term = to_terminal(row)
-    key = unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
-    expected = message_mac(key, method, target, term.terminal_id, timestamp, nonce, body)
-    if not hmac.compare_digest(expected, mac.upper()):
-        raise TerminalMacInvalidError("the MAC does not match the message")
-    window = ctx.settings.signature_window_s
-    now_us = ctx.clock.now_us()
-    ts = int(timestamp)
-    if abs(now_us // 1_000_000 - ts) > window:
-        raise TerminalTimestampStaleError(f"the timestamp is more than {window}s off our clock",
-                                          server_time=now_us // 1_000_000)
-    try:
-        with ctx.engine.begin() as conn:
-            if _prune_nonces.due(now_us):  # expired ones are only clutter (paycell.api.replay)
-                conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
-            conn.execute(nonces.insert().values(terminal_pk=term.id, nonce=nonce,
-                                                expires_at=(ts + window + 1) * 1_000_000))
-    except IntegrityError:
-        raise TerminalNonceReplayedError("this nonce was used already") from None
-    if term.state != "active":
-        raise TerminalNotActiveError(f"terminal {term.terminal_id} is {term.state}",
-                                     state=term.state)
-    return term

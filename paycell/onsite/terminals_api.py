@@ -5,7 +5,7 @@ A terminal request carries ``X-Terminal-Id``, ``X-Terminal-Timestamp`` (unix sec
 ``X-Terminal-Nonce`` (8 to 64 of ``A-Z a-z 0-9 _ -``, never reused) and ``X-Terminal-MAC``:
 hex of the ISO 9797-1 retail MAC under the terminal key over
 ``METHOD \\n path \\n terminal id \\n timestamp \\n nonce \\n hex(sha256(body))``
-(``terminals.message_mac``). Declines are answers (200, ``approved`` false, a response
+(``terminal_auth.message_mac``). Declines are answers (200, ``approved`` false, a response
 code), not errors.
 """
 
@@ -31,6 +31,7 @@ from paycell.merchants.errors import MerchantNotFoundError
 from paycell.merchants.service import find_by_code, get_merchant
 from paycell.onsite import authorise as au
 from paycell.onsite import pos_returns as pr
+from paycell.onsite import terminal_auth
 from paycell.onsite import terminals as tm
 
 CtxDep = Annotated[Context, Depends(get_context)]
@@ -46,11 +47,10 @@ async def current_terminal(request: Request, _: str | None = Depends(_tid)) -> t
     h = request.headers
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return await run_in_threadpool(
-        lambda: tm.authenticate(ctx, method=request.method, target=target,
-                                terminal_id=h.get("X-Terminal-Id"),
-                                timestamp=h.get("X-Terminal-Timestamp"),
-                                nonce=h.get("X-Terminal-Nonce"), mac=h.get("X-Terminal-MAC"),
-                                body=body))
+        lambda: terminal_auth.authenticate(
+            ctx, method=request.method, target=target, terminal_id=h.get("X-Terminal-Id"),
+            timestamp=h.get("X-Terminal-Timestamp"), nonce=h.get("X-Terminal-Nonce"),
+            mac=h.get("X-Terminal-MAC"), body=body))
 
 
 TermDep = Annotated[tm.Terminal, Depends(current_terminal)]

@@ -59,8 +59,6 @@ def lock_subscribers(conn: Connection, *subscriber_ids: int) -> dict[int, Any]:
     rows by id, to hand to the guards (``row=``) instead of reading them again.
     SubscriberNotFoundError if one does not exist."""
     ids = sorted(set(subscriber_ids))
-    if len(ids) == 1:
-        return {ids[0]: lock_row(conn, ids[0])}
     # One statement: on PostgreSQL the rows are locked as the sort hands them up, in id order.
     stmt = select(subscribers).where(subscribers.c.id.in_(ids)).order_by(subscribers.c.id)
     if conn.dialect.name == "postgresql":

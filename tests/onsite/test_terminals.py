@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from paycell.cli import app as cli_app
 from paycell.ledger.chart import TransferCode
 from paycell.merchants.errors import StoreNotFoundError
+from paycell.onsite import terminal_auth
 from paycell.onsite import terminals as tm
 from paycell.onsite.pos_sim import PosError, PosSim
 from paycell.onsite.terminal_tables import terminals as terminals_table
@@ -106,8 +107,8 @@ def test_terminal_messages_need_the_right_mac(client, ctx) -> None:  # noqa: F81
     ts = str(ctx.clock.now_us() // 1_000_000)
     body = b"{}"
     headers = {"X-Terminal-Id": tid, "X-Terminal-Timestamp": ts, "X-Terminal-Nonce": "n0nce-123",
-               "X-Terminal-MAC": tm.message_mac(key, "POST", "/v1/terminal/sign-on", tid, ts,
-                                                "n0nce-123", body),
+               "X-Terminal-MAC": terminal_auth.message_mac(
+                   key, "POST", "/v1/terminal/sign-on", tid, ts, "n0nce-123", body),
                "Content-Type": "application/json"}
     assert client.post("/v1/terminal/sign-on", content=body, headers=headers).status_code == 200
     r = client.post("/v1/terminal/sign-on", content=body, headers=headers)

@@ -38,7 +38,7 @@ from paycell.merchants.model import OnboardedMerchant
 from paycell.merchants.service import add_store, create_active_merchant
 from paycell.notifications.tables import notifications
 from paycell.onsite import cards as nfc
-from paycell.onsite import terminals
+from paycell.onsite import terminal_auth, terminals
 from paycell.onsite.card_sim import CardSim
 from paycell.onsite.keystore import KeyStore
 from paycell.onsite.pos_sim import PosSim, Sale
@@ -145,7 +145,7 @@ def terminal_signer(ctx: Context, terminal_id: str, key_hex: str) -> Signer:
         ts, nonce = str(ctx.clock.now_us() // 1_000_000), uuid.uuid4().hex
         return {"X-Terminal-Id": terminal_id, "X-Terminal-Timestamp": ts,
                 "X-Terminal-Nonce": nonce,
-                "X-Terminal-MAC": terminals.message_mac(key, method, target, terminal_id, ts,
+                "X-Terminal-MAC": terminal_auth.message_mac(key, method, target, terminal_id, ts,
                                                         nonce, body)}
     return sign
 

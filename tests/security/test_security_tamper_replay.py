@@ -28,7 +28,7 @@ from security_world import (  # type: ignore[import-not-found]
 
 from paycell.context import Context
 from paycell.merchants import signing as s
-from paycell.onsite import terminals as tm
+from paycell.onsite import terminal_auth
 
 __all__ = ["client", "clock", "ctx", "settings"]  # fixtures, imported for pytest
 
@@ -117,7 +117,7 @@ def _mac_headers(ctx: Context, tid: str, key_hex: str, method: str, target: str,
     stamp = str(now_s(ctx) if ts is None else ts)
     nonce = nonce or uuid.uuid4().hex
     return {"X-Terminal-Id": tid, "X-Terminal-Timestamp": stamp, "X-Terminal-Nonce": nonce,
-            "X-Terminal-MAC": tm.message_mac(bytes.fromhex(key_hex), method, target, tid,
+            "X-Terminal-MAC": terminal_auth.message_mac(bytes.fromhex(key_hex), method, target, tid,
                                              stamp, nonce, body),
             "Content-Type": "application/json"}
 
