@@ -24,7 +24,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from paycell.context import Context
-from paycell.funding import agents, cash_rules, p2p, vouchers
+from paycell.funding import agents, cash_rules, p2p_send, vouchers
 from paycell.funding.cash_tables import agent_transactions, p2p_transfers
 from paycell.funding.cash_tables import vouchers as vouchers_table
 from paycell.money import format_amount
@@ -122,10 +122,10 @@ def _agent(ctx: Context, numbers: list[str], out_dir: Path | None,
 
 def _p2p(ctx: Context, numbers: list[str], pin: str) -> None:
     for n, (a, b, amount, note) in enumerate(P2P, 1):
-        p2p.send_transfer(ctx, _subscriber(ctx, numbers[a]), numbers[b], amount, pin, note,
-                          request_key=f"demo:p2p:{n}")
-    p2p.send_transfer(ctx, _subscriber(ctx, numbers[4]), INVITEE, INVITE_FEN, pin,
-                      "welcome to paycell", request_key="demo:p2p:invite")
+        p2p_send.send_transfer(ctx, _subscriber(ctx, numbers[a]), numbers[b], amount, pin,
+                               note, request_key=f"demo:p2p:{n}")
+    p2p_send.send_transfer(ctx, _subscriber(ctx, numbers[4]), INVITEE, INVITE_FEN, pin,
+                           "welcome to paycell", request_key="demo:p2p:invite")
 
 
 def load_wallet_demo(ctx: Context, numbers: list[str], pin: str,

@@ -67,6 +67,7 @@ def create_app(
         worker = Worker(ledger, settings, ctx=ctx) if settings.run_workers else None
         app.state.engine, app.state.ledger = eng, ledger
         app.state.batcher, app.state.worker = batcher, worker
+        app.state.desks = {}  # api/desk.py: made on first use
         if worker is not None:
             worker.start()
         log.info("paycell %s on %s (workers %s)", __version__, eng.dialect.name,
@@ -76,6 +77,8 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            for desk in app.state.desks.values():
+                desk.close()
             ctx.close()  # the SMS gateway: sends what is queued, unbinds from the SMSC
             batcher.close()
             if engine is None:

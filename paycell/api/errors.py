@@ -87,23 +87,40 @@ def title_for(code: str) -> str:
     return code.replace("_", " ").capitalize()
 
 
-def problem(
-    request: Request, status: int, code: str, detail: str, *,
-    title: str | None = None, extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """A problem+json response; ``extra`` fields never override the standard ones."""
+def problem_body(
+    path: str, status: int, code: str, detail: str, *, title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The problem+json document; ``extra`` fields never override the standard ones."""
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
         "title": title or title_for(code),
         "status": status,
         "detail": detail,
         "code": code,
-        "instance": request.url.path,
+        "instance": path,
     }
     for key, value in (extra or {}).items():
         if key not in _RESERVED:
             body[key] = jsonable_encoder(value)
+    return body
+
+
+def problem_of(path: str, exc: PaycellError) -> tuple[int, str]:
+    """A business error's status and problem+json text, as :func:`problem` would send it
+    (for answers made away from a request: the API's batched use cases)."""
+    status = status_for(exc)
+    body = problem_body(path, status, exc.code, exc.message, extra=exc.detail)
+    return status, bytes(JSONResponse(body).body).decode()
+
+
+def problem(
+    request: Request, status: int, code: str, detail: str, *,
+    title: str | None = None, extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response; ``extra`` fields never override the standard ones."""
+    body = problem_body(request.url.path, status, code, detail, title=title, extra=extra)
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'APIKey header="X-API-Key"'}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE,

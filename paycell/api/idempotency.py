@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -23,6 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -33,10 +35,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from paycell.api.errors import problem, status_for
+from paycell.api.errors import problem, problem_of, status_for
 from paycell.clock import Clock
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
 
@@ -177,3 +180,110 @@ def _release(engine: Engine, caller: str, key: str) -> None:
     with engine.begin() as conn:
         conn.execute(t.delete().where(t.c.caller == caller, t.c.key == key,
                                       t.c.state == "started"))
+
+
+# -- batched use cases ----------------------------------------------------------------------
+# A use case that runs many requests in one transaction (``api/desk.py``) claims their keys
+# in that transaction and stores their answers in it: a crash leaves neither the claim nor
+# the answer, a retry runs afresh, and a retry racing the first waits for its commit (the
+# unique index) and then replays it instead of hearing 409.
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One request's Idempotency-Key, as a batch claims it."""
+
+    caller: str
+    key: str
+    digest: str  # request_hash() of the request
+    path: str  # for the problem+json ``instance`` of a stored refusal
+    status_code: int = 200  # of a success
+
+    @property
+    def id(self) -> tuple[str, str]:
+        return self.caller, self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a batched request answers: stored now, replayed, or refused before running."""
+
+    status: int
+    body: str
+    replayed: bool = False
+
+    def response(self) -> Response:
+        media = "application/problem+json" if self.status >= 400 else "application/json"
+        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
+        return Response(self.body, status_code=self.status, media_type=media,
+                        headers=headers)
+
+
+class Keyed:
+    """A batch's keys: :meth:`ahead` claims them, :meth:`after` stores the answers, both in
+    the batch's transaction; then ``replies`` holds an answer per request."""
+
+    def __init__(self, clock: Clock, claims: Sequence[Claim]) -> None:
+        self.clock, self.claims = clock, list(claims)
+        self.replies: list[Reply | None] = [None] * len(self.claims)
+
+    def ahead(self, conn: Connection) -> list[Reply | None]:
+        """Claim every key; a request already answered (or refused) gets its reply now, the
+        others None: run them."""
+        now = self.clock.now_us()
+        t = idempotency_keys
+        pg = conn.dialect.name == "postgresql"
+        ins = (postgresql if pg else sqlite).insert(t).on_conflict_do_nothing()
+        rows = [{"caller": c.caller, "key": c.key, "request_hash": c.digest,
+                 "state": "started", "created_at": now, "updated_at": now}
+                for c in sorted(self.claims, key=lambda c: c.id)]  # one order: no deadlock
+        claimed = {(r.caller, r.key) for r in conn.execute(
+            ins.returning(t.c.caller, t.c.key), rows)}
+        out: list[Reply | None] = [None] * len(self.claims)
+        for i, c in enumerate(self.claims):
+            if c.id not in claimed:
+                try:
+                    out[i] = _existing(conn, now, c)
+                except PaycellError as exc:
+                    out[i] = Reply(*problem_of(c.path, exc))
+        self.replies = list(out)
+        return out
+
+    def store(self, conn: Connection, answers: Sequence[tuple[int, Reply]]) -> None:
+        """Store the answers ``(index, reply)`` of the requests that ran."""
+        if not answers:
+            return
+        now = self.clock.now_us()
+        conn.execute(_FINISH, [
+            {"w_caller": self.claims[i].caller, "w_key": self.claims[i].key,
+             "v_status": r.status, "v_response": r.body, "v_at": now} for i, r in answers])
+        for i, r in answers:
+            self.replies[i] = r
+
+
+def answer(claim: Claim, result: Any) -> Reply:
+    """The reply to a request that ran: its result as JSON, or its refusal."""
+    if isinstance(result, PaycellError):
+        return Reply(*problem_of(claim.path, result))
+    return Reply(claim.status_code, json.dumps(jsonable_encoder(result)))
+
+
+def _existing(conn: Connection, now: int, c: Claim) -> Reply | None:
+    """A key already claimed: its stored reply, None to take over an abandoned one, or an
+    error (reused for another request, still running)."""
+    t = idempotency_keys
+    row = conn.execute(select(t).where(t.c.caller == c.caller, t.c.key == c.key)).one()
+    if row.request_hash != c.digest:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was used for a different request; use a new key")
+    if row.state == "done":
+        return Reply(int(row.status_code), str(row.response), replayed=True)
+    if now - row.updated_at < STALE_AFTER_S * 1_000_000:
+        raise IdempotencyKeyInProgressError(
+            "a request with this Idempotency-Key is still running; retry in a moment")
+    taken = conn.execute(update(t).where(t.c.caller == c.caller, t.c.key == c.key,
+                                         t.c.updated_at == row.updated_at)
+                         .values(updated_at=now)).rowcount
+    if taken != 1:
+        raise IdempotencyKeyInProgressError("another retry took this key over just now")
+    return None

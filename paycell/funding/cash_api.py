@@ -11,15 +11,17 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
+from paycell.api.desk import Desk, desk_of
 from paycell.api.errors import problem_responses
 from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
-from paycell.funding import agents, p2p, vouchers
+from paycell.funding import agents, p2p, p2p_send, vouchers
 from paycell.funding import cash_schemas as sch
 from paycell.funding.cash_common import decode_cursor, encode_cursor
 from paycell.subscribers.auth import current_subscriber
@@ -82,12 +84,32 @@ async def send_transfer(request: Request, body: sch.P2PTransferIn, ctx: CtxDep,
     fingerprint = {**body.model_dump(exclude={"pin"}),
                    "pin": _keyed(ctx, f"pin:{sub.id}:{body.pin}")}
     key = idem.check_key(idempotency_key)
-    return await idem.idempotent(
-        request, ctx.engine, ctx.clock, f"subscriber:{sub.id}", key, fingerprint,
-        lambda: sch.P2PTransferOut.of(p2p.send_transfer(
-            ctx, sub, body.to_msisdn, body.amount_fen, body.pin, body.note,
-            request_key=key), sub.id),
-        status_code=201)
+    path = request.url.path
+    claim = idem.Claim(f"subscriber:{sub.id}", key,
+                       idem.request_hash(request.method, path, fingerprint), path, 201)
+    cmd = p2p_send.SendCommand(sub, body.to_msisdn, body.amount_fen, body.pin, body.note, key)
+    desk = desk_of(request.app.state, "p2p", lambda: Desk(
+        "p2p", lambda items: _send_many(ctx, items), key=lambda item: item[0].id))
+    reply: idem.Reply = await desk.submit((claim, cmd))
+    return reply.response()
+
+
+def _send_many(ctx: Context, items: list[tuple[idem.Claim, p2p_send.SendCommand]]
+               ) -> list[idem.Reply]:
+    """The P2P desk's batch: the transfers, their Idempotency-Keys and their stored answers
+    in one transaction (``funding/p2p_send.py``)."""
+    keyed = idem.Keyed(ctx.clock, [claim for claim, _ in items])
+
+    def after(conn: Connection, sent: list[p2p_send.Sent]) -> None:
+        keyed.store(conn, [
+            (i, idem.answer(claim, s.error or sch.P2PTransferOut.of(s.unwrap(), cmd.sender.id)))
+            for i, ((claim, cmd), s) in enumerate(zip(items, sent, strict=True))
+            if s.answered is None])
+
+    p2p_send.send_batch(ctx, [cmd for _, cmd in items], ahead=keyed.ahead, after=after)
+    replies = keyed.replies
+    assert all(r is not None for r in replies), "every request is answered"
+    return [r for r in replies if r is not None]
 
 
 @wallet_router.get("/transfers", response_model=sch.P2PTransferPage,

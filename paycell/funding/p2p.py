@@ -13,15 +13,14 @@ and tells the sender by SMS.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from paycell.clock import from_us
 from paycell.context import Context
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
-from paycell.funding import cash_rules as rules
 from paycell.funding.cash_common import AlreadyAppliedError, locking, post_recorded
 from paycell.funding.cash_tables import p2p_transfers
 from paycell.ledger import TransferFlags, TransferRequest, TransferResult, chart
@@ -30,17 +29,12 @@ from paycell.money import format_amount
 from paycell.subscribers import hooks
 from paycell.subscribers.limits import (
     guard_inflow,
-    guard_outflow,
-    lock_subscribers,
     release_outflow,
 )
 from paycell.subscribers.service import (
     Subscriber,
-    find_by_msisdn,
     get_subscriber,
     mask_msisdn,
-    normalise_msisdn,
-    verify_pin,
 )
 from paycell.subscribers.tables import subscribers
 
@@ -89,99 +83,22 @@ def _p2p(r: Any) -> P2PTransfer:
 
 
 def claimable_account_id(ctx: Context) -> int:
-    """The P2P claimable account: a liability (money owed to a recipient not yet known)."""
-    return chart.system_account(ctx.ledger, chart.Code.UNCLAIMED, "p2p").id
+    """The P2P claimable account: a liability (money owed to a recipient not yet known).
+    Opened on first use; its id, which never changes, is remembered per ledger."""
+    known = _CLAIMABLE.get(ctx.ledger)
+    if known is None:
+        known = _CLAIMABLE[ctx.ledger] = chart.system_account(
+            ctx.ledger, chart.Code.UNCLAIMED, "p2p").id
+    return known
+
+
+_CLAIMABLE: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def _find(ctx: Context, ref: str) -> P2PTransfer | None:
     with ctx.engine.connect() as conn:
         row = conn.execute(select(p2p_transfers).where(p2p_transfers.c.ref == ref)).first()
     return None if row is None else _p2p(row)
-
-
-def send_transfer(
-    ctx: Context, sender: Subscriber, to_msisdn: str, amount_fen: int, pin: str,
-    note: str | None = None, *, request_key: str | None = None,
-    confirmed_by_code: bool = False,
-) -> P2PTransfer:
-    """Send ``amount_fen`` from the sender's wallet to the holder of ``to_msisdn``.
-
-    Idempotent per (sender, ``request_key``): a repeat returns the first transfer. Checks
-    the PIN first (``pin_invalid``, counted; ``pin_locked``), then, in the transaction that
-    moves the money, the sender's state and tier limits (``subscriber_frozen``,
-    ``limit_exceeded``) and the recipient's balance cap; :class:`InsufficientBalanceError`
-    if the wallet does not cover it, :class:`P2PToSelfError` for one's own number. A frozen
-    recipient still receives. To a number without a wallet the money is held for
-    ``p2p_claim_timeout_s`` (state ``pending_claim``) and the number gets an SMS.
-    """
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise P2PAmountInvalidError("the amount is a positive number of fen")
-    to = normalise_msisdn(to_msisdn)
-    if to == sender.msisdn:
-        raise P2PToSelfError("you cannot send money to your own number")
-    ref = rules.p2p_ref(sender.id, request_key)
-    old = _find(ctx, ref)
-    if old is not None:
-        return old
-    if not confirmed_by_code:  # an SMS TRF was confirmed by a texted code instead
-        verify_pin(ctx, sender.id, pin)
-    note = (note.strip()[:NOTE_MAX] or None) if note else None
-    recipient = find_by_msisdn(ctx, to)
-    if recipient is not None and recipient.id == sender.id:
-        raise P2PToSelfError("you cannot send money to your own number")
-    now = ctx.clock.now_us()
-    row: dict[str, Any] = {
-        "ref": ref, "sender_id": sender.id, "sender_msisdn": sender.msisdn,
-        "recipient_msisdn": to, "amount_fen": amount_fen, "note": note, "created_at": now}
-    if recipient is not None:
-        row.update(state="completed", recipient_id=recipient.id, resolved_at=now)
-        req = TransferRequest(
-            id=f"p2p:{ref}", debit_account_id=sender.wallet_account_id,
-            credit_account_id=recipient.wallet_account_id, amount=amount_fen,
-            code=int(chart.TransferCode.P2P), ref=f"p2p {ref}")
-        rid = recipient.id
-
-        def before(conn: Connection) -> None:
-            rows = lock_subscribers(conn, sender.id, rid)
-            guard_outflow(conn, sender.id, amount_fen, now, settings=ctx.settings,
-                          row=rows[sender.id])
-            guard_inflow(conn, rid, amount_fen, settings=ctx.settings, row=rows[rid])
-    else:
-        timeout = ctx.settings.p2p_claim_timeout_s
-        row.update(state="pending_claim", expires_at=now + timeout * 1_000_000)
-        req = TransferRequest(
-            id=f"p2p:{ref}", debit_account_id=sender.wallet_account_id,
-            credit_account_id=claimable_account_id(ctx), amount=amount_fen,
-            code=int(chart.TransferCode.P2P_CLAIMABLE), flags=TransferFlags.PENDING,
-            timeout=timeout, ref=f"p2p {ref} for {to}")
-
-        def before(conn: Connection) -> None:
-            guard_outflow(conn, sender.id, amount_fen, now, settings=ctx.settings)
-
-    def record(conn: Connection, _results: list[TransferResult]) -> None:
-        made[:] = [conn.execute(p2p_transfers.insert().values(**row)
-                                .returning(*p2p_transfers.c)).one()]
-
-    made: list[Any] = []
-    created = True
-    try:
-        post_recorded(ctx.ledger, [req], before=before, record=record)
-    except AlreadyAppliedError:
-        created = False
-    except le.AccountOverdraftError as exc:
-        raise InsufficientBalanceError(
-            "your balance does not cover this transfer",
-            available_fen=exc.detail.get("available_fen")) from None
-    # What this call committed is what it wrote; a repeat reads what the first one did.
-    done = _p2p(made[0]) if created else _find(ctx, ref)
-    assert done is not None, "the transfer and its record commit together"
-    if created and done.state == "pending_claim" and done.expires_at is not None:
-        ctx.sms.send(to, (
-            f"{mask_msisdn(sender.msisdn)} sent you {format_amount(amount_fen)} CNY with "
-            f"paycell. Open a paycell wallet with this number before "
-            f"{from_us(done.expires_at):%Y-%m-%d %H:%M} UTC to receive it; "
-            "after that it goes back to the sender."))
-    return done
 
 
 def claim_pending_transfers(ctx: Context, subscriber: Subscriber) -> int:

@@ -125,6 +125,13 @@ class Ledger:
         self.stats = {"transactions": 0, "retries": 0}
 
     # -- transactions -------------------------------------------------------------------
+    def transaction(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in one transaction, retrying conflicts with jittered backoff.
+
+        For callers that post through a :class:`~paycell.ledger.posting.Posting`: ``work``
+        is re-run whole on a retry, so it must not call the outside world."""
+        return self._transaction(work)
+
     def _transaction(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work`` in one transaction, retrying conflicts with jittered backoff."""
         for attempt in range(1, MAX_ATTEMPTS + 1):

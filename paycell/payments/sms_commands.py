@@ -155,7 +155,7 @@ def _confirm(ctx: Context, sub: Subscriber, code: str) -> str:
         confirmations.record_result(ctx, conf.id, order.trade_no)
         return (f"Paid {format_amount(order.amount_fen)} CNY to {merchant.name}. "
                 f"Order {order.trade_no}.")
-    from paycell.funding.p2p import send_transfer
+    from paycell.funding.p2p_send import send_transfer
 
     t = send_transfer(ctx, sub, conf.target or "", conf.amount_fen, "", note="by SMS",
                       request_key=f"sms-{conf.id}", confirmed_by_code=True)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from paycell.clock import ManualClock
 from paycell.context import Context
-from paycell.funding import p2p
+from paycell.funding import p2p, p2p_send
 from paycell.gateways.sms import RecordingSms
 from paycell.ledger.chart import TransferCode
 from paycell.subscribers import hooks
@@ -90,7 +90,7 @@ def test_same_idempotency_key_sends_once(client: TestClient, ctx: Context) -> No
     third = send(client, a_auth, b.msisdn, 99, **headers)
     assert third.status_code == 422 and third.json()["code"] == "idempotency_key_reused"
     # The service itself is idempotent on the key (a retry re-run after a crash).
-    again = p2p.send_transfer(ctx, a, b.msisdn, 2_500, PIN, request_key=headers[
+    again = p2p_send.send_transfer(ctx, a, b.msisdn, 2_500, PIN, request_key=headers[
         "Idempotency-Key"])
     assert again.id == first.json()["id"] and balance(ctx, a) == 7_500
 

@@ -1,0 +1,178 @@
+"""The subscribers a batch of payments touches, locked once, checked command by command.
+
+A batched use case (P2P in ``funding/p2p_send.py``, the NFC tap in
+``onsite/authorise_batch.py``) locks every wallet holder its commands name in one statement,
+in id order, and then asks :class:`Wallets` the questions ``service.verify_pin`` and
+``limits.guard_outflow`` / ``guard_inflow`` answer one request at a time, with the same
+answers: as the earlier commands of the batch have left the rows (PIN failures, outflow
+usage). :meth:`Wallets.write` then writes what changed, in a few statements for the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
+
+from paycell.clock import rfc3339
+from paycell.config import Settings
+from paycell.ledger.model import AccountState
+from paycell.subscribers import pins
+from paycell.subscribers.errors import (
+    BalanceCapExceededError,
+    LimitExceededError,
+    PinInvalidError,
+    PinLockedError,
+    SubscriberClosedError,
+    SubscriberFrozenError,
+    SubscriberNotFoundError,
+)
+from paycell.subscribers.service import record_event
+from paycell.subscribers.tables import subscribers, usage
+from paycell.subscribers.tiers import periods, tier_limits
+
+# Usage added per (subscriber, period): the subscribers are locked, so no other writer races.
+_ADD_USAGE = text(
+    "INSERT INTO subscriber_usage (subscriber_id, period, used_fen)"
+    " VALUES (:sid, :period, :amount)"
+    " ON CONFLICT (subscriber_id, period)"
+    " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen")
+
+
+class Wallets:
+    """Locks the subscribers ``ids`` and the open wallets of ``numbers`` (one statement, id
+    order: FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds everything already)."""
+
+    def __init__(self, conn: Connection, settings: Settings, now: int, *,
+                 ids: Iterable[int] = (), numbers: Iterable[str] = ()) -> None:
+        self.settings, self.now = settings, now
+        self.day, self.month = periods(now)
+        s = subscribers
+        ids, numbers = sorted(set(ids)), sorted(set(numbers))
+        cond: Any = s.c.id.in_(ids)
+        if numbers:
+            cond = or_(cond, and_(s.c.msisdn.in_(numbers), s.c.state != "closed"))
+        stmt = select(s).where(cond).order_by(s.c.id)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        self._rows: dict[int, Any] = {}
+        self._open: dict[str, Any] = {}
+        wanted = set(numbers)
+        for r in conn.execute(stmt):
+            self._rows[r.id] = r
+            if r.state != "closed" and r.msisdn in wanted:
+                self._open[r.msisdn] = r
+        self._pin = {i: pins.PinState(r.pin_failures, r.pin_locked_until)
+                     for i, r in self._rows.items()}
+        self._hash = {i: r.pin_hash for i, r in self._rows.items()}
+        self._pin_dirty: set[int] = set()
+        self._events: list[tuple[int, str]] = []
+        self._used = {(r.subscriber_id, r.period): int(r.used_fen) for r in conn.execute(
+            select(usage.c.subscriber_id, usage.c.period, usage.c.used_fen).where(
+                usage.c.subscriber_id.in_(list(self._rows)),
+                usage.c.period.in_((self.day, self.month))))} if self._rows else {}
+        self._added: dict[tuple[int, str], int] = {}
+
+    def __contains__(self, subscriber_id: object) -> bool:
+        return subscriber_id in self._rows
+
+    def row(self, subscriber_id: int) -> Any:
+        """The locked row; SubscriberNotFoundError if there is none."""
+        row = self._rows.get(subscriber_id)
+        if row is None:
+            raise SubscriberNotFoundError(f"subscriber {subscriber_id} does not exist")
+        return row
+
+    def holder(self, msisdn: str) -> Any | None:
+        """The open wallet of a number asked for, or None."""
+        return self._open.get(msisdn)
+
+    def verify_pin(self, subscriber_id: int, pin: str) -> None:
+        """``service.verify_pin`` on the locked row: a wrong PIN is counted (written with the
+        batch) and raised; the ``pin_max_failures``-th in a row locks PIN use."""
+        if self.row(subscriber_id).state == "closed":
+            raise SubscriberClosedError("this wallet is closed")
+        st = self._pin[subscriber_id]
+        if pins.locked(st, self.now):
+            _raise_locked(st)
+        key = pins.pin_key(self.settings.secret_key)
+        stored = self._hash[subscriber_id]
+        if pins.pin_matches(stored, pin, key):
+            if pins.needs_rehash(stored):  # an old argon2id hash: store its PVV instead
+                self._hash[subscriber_id] = pins.hash_pin(pin, key)
+                self._pin_dirty.add(subscriber_id)
+            if st.failures:
+                self._pin[subscriber_id] = pins.after_success()
+                self._pin_dirty.add(subscriber_id)
+            return
+        s = self.settings
+        after = pins.after_failure(st, self.now, s.pin_max_failures, s.pin_lock_s)
+        self._pin[subscriber_id] = after
+        self._pin_dirty.add(subscriber_id)
+        if after.locked_until:
+            self._events.append((subscriber_id, f"{s.pin_max_failures} wrong PINs"))
+            _raise_locked(after)
+        raise PinInvalidError("wrong PIN", remaining_tries=s.pin_max_failures - after.failures)
+
+    def check_outflow(self, subscriber_id: int, amount_fen: int) -> None:
+        """``limits.guard_outflow``'s checks (state, tier limits), counting nothing: call
+        :meth:`count_outflow` once the money has moved."""
+        row = self.row(subscriber_id)
+        if row.state == "closed":
+            raise SubscriberClosedError("this wallet is closed")
+        if row.state == "frozen":
+            raise SubscriberFrozenError("this wallet is frozen: it can receive, not pay")
+        tier = tier_limits(self.settings.kyc_tiers_json, row.tier)
+        if amount_fen > tier.per_transaction_fen:
+            raise LimitExceededError(
+                f"over the tier {tier.tier} limit per transaction", limit="per_transaction",
+                limit_fen=tier.per_transaction_fen, remaining_fen=tier.per_transaction_fen)
+        for name, cap, period in (("daily", tier.daily_fen, self.day),
+                                  ("monthly", tier.monthly_fen, self.month)):
+            used = self._used.get((subscriber_id, period), 0)
+            if used + amount_fen > cap:
+                raise LimitExceededError(f"over the tier {tier.tier} {name} outflow limit",
+                                         limit=name, limit_fen=cap,
+                                         remaining_fen=max(0, cap - used))
+
+    def count_outflow(self, subscriber_id: int, amount_fen: int) -> None:
+        for period in (self.day, self.month):
+            k = (subscriber_id, period)
+            self._used[k] = self._used.get(k, 0) + amount_fen
+            self._added[k] = self._added.get(k, 0) + amount_fen
+
+    def check_inflow(self, row: Any, amount_fen: int, wallet: AccountState | None) -> None:
+        """``limits.guard_inflow`` for an open wallet whose account the batch holds:
+        BalanceCapExceededError if balance plus incoming holds plus ``amount_fen`` would
+        pass the tier's cap."""
+        tier = tier_limits(self.settings.kyc_tiers_json, row.tier)
+        held = 0 if wallet is None else (wallet.credits_posted - wallet.debits_posted
+                                         + wallet.credits_pending)
+        headroom = tier.balance_cap_fen - held
+        if amount_fen > headroom:
+            raise BalanceCapExceededError(
+                f"the tier {tier.tier} balance cap is {tier.balance_cap_fen} fen",
+                cap_fen=tier.balance_cap_fen, headroom_fen=max(0, headroom))
+
+    def write(self, conn: Connection) -> None:
+        """PIN counts (and hashes brought up to date), PIN-lock events, outflow usage."""
+        s = subscribers
+        if self._pin_dirty:
+            conn.execute(
+                update(s).where(s.c.id == bindparam("w_id")).values(
+                    pin_hash=bindparam("v_hash"), pin_failures=bindparam("v_failures"),
+                    pin_locked_until=bindparam("v_until")),
+                [{"w_id": i, "v_hash": self._hash[i], "v_failures": self._pin[i].failures,
+                  "v_until": self._pin[i].locked_until} for i in sorted(self._pin_dirty)])
+        for sid, reason in self._events:
+            record_event(conn, sid, "pin_locked", "system", self.now, reason)
+        if self._added:
+            conn.execute(_ADD_USAGE, [{"sid": sid, "period": p, "amount": n}
+                                      for (sid, p), n in sorted(self._added.items())])
+
+
+def _raise_locked(st: pins.PinState) -> None:
+    assert st.locked_until is not None
+    raise PinLockedError("too many wrong PINs: PIN use is locked for now",
+                         locked_until=rfc3339(st.locked_until))
