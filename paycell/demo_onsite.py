@@ -40,7 +40,7 @@ from paycell.merchants.demo import DEMO_MERCHANTS, seed_demo
 from paycell.merchants.errors import StoreCodeTakenError
 from paycell.merchants.model import Merchant
 from paycell.money import format_amount
-from paycell.onsite import authorise, cards, ecash, ota, pos_returns, terminals
+from paycell.onsite import authorise, authorise_batch, cards, ecash, ota, pos_returns, terminals
 from paycell.onsite import sim_applet as sa
 from paycell.onsite.authorise import AuthRequest
 from paycell.onsite.card_sim import CardSim
@@ -242,7 +242,7 @@ class _Demo:
                 pan=sim.pan, psn=sim.psn, amount_fen=amount, atc=tx.atc,
                 unpredictable=tx.unpredictable, arqc=arqc, date=tx.date, tvr=tx.tvr,
                 aip=tx.aip, cvr=tx.cvr, pin=self.pin if what == "pin" else None)
-            a = authorise.authorise(self.ctx, term, req)
+            a = authorise_batch.authorise(self.ctx, term, req)
             if not a.approved:
                 continue
             if what == "lost":  # the answer never came back: the terminal reverses

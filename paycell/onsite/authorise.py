@@ -27,31 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from paycell.context import Context
-from paycell.errors import ConflictError, InvalidRequestError, NotFoundError, PaycellError
-from paycell.funding.cash_common import AlreadyAppliedError, locking, post_recorded
-from paycell.ledger import TransferRequest, TransferResult, chart
-from paycell.ledger import errors as le
-from paycell.merchants.service import find_by_code
-from paycell.merchants.tables import stores
+from paycell.errors import ConflictError, InvalidRequestError, NotFoundError
+from paycell.funding.cash_common import locking
 from paycell.onsite import cards, emv
 from paycell.onsite.keystore import KeyStore
 from paycell.onsite.terminal_tables import authorisations
-from paycell.onsite.terminals import Terminal, lock_terminal, require_open_batch
-from paycell.subscribers.errors import (
-    LimitExceededError,
-    PinLockedError,
-    SubscriberClosedError,
-    SubscriberFrozenError,
-)
-from paycell.subscribers.limits import guard_outflow
-from paycell.subscribers.service import verify_pin
+from paycell.onsite.terminals import Terminal
 
 APPROVED = "00"
 RESPONSE_CODES = {
@@ -228,41 +215,7 @@ def _validate(req: AuthRequest) -> None:
         bad("arqc", "16 hex digits")
 
 
-# -- authorisation ----------------------------------------------------------------------------
-def authorise(ctx: Context, term: Terminal, req: AuthRequest) -> Authorisation:
-    """Approve or decline one tap; the answer is always an :class:`Authorisation` (its
-    ``response_code`` says which). Idempotent per (terminal, batch, STAN): the same message
-    again answers the same. Raises only for malformed messages (``authorisation_invalid``)
-    and a batch that is not open (``batch_not_open``)."""
-    _validate(req)
-    digest = req.digest()
-    # A repeated message is not looked up here: a first message is the common case, and a
-    # repeat finds its answer where a new one would be written (``_approve``'s transaction,
-    # ``_decline``'s), having failed the ATC check on the way if its card approved it.
-    card: cards.Card | None = None
-    try:
-        merchant, store_id = _acceptor(ctx, term, req)
-        if req.amount_fen > ctx.settings.onsite_max_txn_fen:
-            raise _Decline("61", "amount_over_cap")
-        card = cards.find_by_pan(ctx, req.pan, req.psn)
-        if card is None:
-            raise _Decline("14", "card_unknown")
-        _card_usable(card)
-        if req.txn_type != "00" or req.currency != CNY:
-            raise _Decline("12", "not_a_cny_purchase")
-        ks = _keystore(ctx)
-        if not ks.verify_cryptogram(req.pan, req.psn, req.atc, req.txn_data().to_bytes(),
-                                    bytes.fromhex(req.arqc)):
-            raise _Decline("05", "cryptogram_invalid")
-        if req.atc <= card.last_atc:  # early, so a replayed message never reaches the PIN
-            raise _Decline("05", "atc_replayed")
-        if req.amount_fen > ctx.settings.onsite_no_pin_limit_fen:
-            _check_pin(ctx, card, req.pin)
-        return _approve(ctx, term, req, card, merchant, store_id, digest)
-    except _Decline as d:
-        return _decline(ctx, term, req, digest, d, card)
-
-
+# -- authorisation (the use case is authorise_batch.py) -------------------------------------
 def _answer_again(ctx: Context, term: Terminal, req: AuthRequest, old: Any,
                   digest: str) -> Authorisation:
     if old.msg_hash == digest:
@@ -281,21 +234,6 @@ def _answer_again(ctx: Context, term: Terminal, req: AuthRequest, old: Any,
                          req.amount_fen, 0, ctx.clock.now_us())
 
 
-def _acceptor(ctx: Context, term: Terminal, req: AuthRequest) -> tuple[Any, int]:
-    """The terminal's merchant and store, if the message names them; decline 03 if not."""
-    merchant = find_by_code(ctx, req.merchant_code)
-    if merchant is None or merchant.id != term.merchant_id:
-        raise _Decline("03", "merchant_not_terminal_owner")
-    with ctx.engine.connect() as conn:
-        store = conn.execute(select(stores).where(stores.c.merchant_id == merchant.id,
-                                                  stores.c.code == req.store_code)).first()
-    if store is None or store.id != term.store_id:
-        raise _Decline("03", "store_not_terminal_store")
-    if merchant.state != "active" or merchant.payable_account_id is None:
-        raise _Decline("03", "merchant_not_active")
-    return merchant, int(store.id)
-
-
 def _card_usable(card: cards.Card) -> None:
     if card.hot_listed:
         raise _Decline("62", "card_hot_listed")
@@ -303,73 +241,6 @@ def _card_usable(card: cards.Card) -> None:
         raise _Decline("57", "card_not_activated")
     if card.state != "active":
         raise _Decline("62", f"card_{card.state}")
-
-
-def _check_pin(ctx: Context, card: cards.Card, pin: str | None) -> None:
-    if not pin:
-        raise _Decline("55", "pin_required", verified=True)
-    try:
-        verify_pin(ctx, card.subscriber_id, pin)
-    except PinLockedError:
-        raise _Decline("75", "pin_locked", verified=True) from None
-    except SubscriberClosedError:
-        raise _Decline("57", "wallet_closed", verified=True) from None
-    except PaycellError:
-        raise _Decline("55", "pin_invalid", verified=True) from None
-
-
-def _approve(ctx: Context, term: Terminal, req: AuthRequest, card: cards.Card, merchant: Any,
-             store_id: int, digest: str) -> Authorisation:
-    tid = transfer_id(term, req.batch_no, req.stan)
-    money = TransferRequest(
-        id=tid, debit_account_id=card.wallet_account_id,
-        credit_account_id=merchant.payable_account_id, amount=req.amount_fen,
-        code=int(chart.TransferCode.POS_PURCHASE),
-        ref=f"POS {term.terminal_id} batch {req.batch_no} STAN {req.stan}")
-    now = ctx.clock.now_us()
-    arpc = _keystore(ctx).make_arpc(req.pan, req.psn, req.atc, bytes.fromhex(req.arqc),
-                                    ARC_APPROVED).hex().upper()
-    auth_code = f"{secrets.randbelow(10**6):06d}"
-
-    def before(conn: Connection) -> None:
-        row = lock_terminal(conn, term.id)
-        require_open_batch(row, req.batch_no)
-        if _find(conn, term, req.batch_no, req.stan) is not None:
-            raise _Exists
-        try:
-            locked = cards.check_and_advance_atc(conn, card.id, req.atc)
-        except cards.AtcReplayedError:
-            raise _Decline("05", "atc_replayed") from None
-        _card_usable(locked)
-        try:
-            guard_outflow(conn, card.subscriber_id, req.amount_fen, now, settings=ctx.settings)
-        except (SubscriberFrozenError, SubscriberClosedError):
-            raise _Decline("57", "wallet_not_active", verified=True) from None
-        except LimitExceededError as exc:
-            raise _Decline("61", f"limit_{exc.detail.get('limit')}", verified=True) from None
-
-    made: list[Any] = []
-
-    def record(conn: Connection, _results: list[TransferResult]) -> None:
-        made[:] = [conn.execute(authorisations.insert().values(
-            **_row_values(term, req, card, store_id, digest, now), state="approved",
-            response_code=APPROVED, reason=None, auth_code=auth_code, arpc=arpc,
-            transfer_id=tid).returning(*authorisations.c)).one()]
-
-    try:
-        post_recorded(ctx.ledger, [money], before=before, record=record)
-        return _auth(term, made[0])  # what this call committed is what it wrote
-    except (_Exists, AlreadyAppliedError):
-        pass
-    except le.AccountOverdraftError:
-        raise _Decline("51", "insufficient_funds", verified=True) from None
-    except le.LedgerError as exc:  # a closed wallet or payable account
-        raise _Decline("05", f"ledger_{exc.code}"[:40], verified=True) from None
-    with ctx.engine.connect() as conn:
-        row = _find(conn, term, req.batch_no, req.stan)
-    if row.msg_hash != digest:
-        return _answer_again(ctx, term, req, row, digest)
-    return _auth(term, row)
 
 
 def _row_values(term: Terminal, req: AuthRequest, card: cards.Card | None,
@@ -380,36 +251,6 @@ def _row_values(term: Terminal, req: AuthRequest, card: cards.Card | None,
                 subscriber_id=None if card is None else card.subscriber_id,
                 merchant_id=term.merchant_id, store_id=store_id, created_at=now,
                 updated_at=now)
-
-
-def _decline(ctx: Context, term: Terminal, req: AuthRequest, digest: str, d: _Decline,
-             card: cards.Card | None) -> Authorisation:
-    """Write the decline (no money); a card whose ARQC verified has its ATC recorded too,
-    so the same cryptogram cannot be replayed for approval later."""
-    now = ctx.clock.now_us()
-    arpc = None
-    if d.verified:
-        arc = d.code.encode()
-        arpc = _keystore(ctx).make_arpc(req.pan, req.psn, req.atc, bytes.fromhex(req.arqc),
-                                        arc).hex().upper()
-    with ctx.engine.begin() as conn:
-        row = lock_terminal(conn, term.id)
-        old = _find(conn, term, req.batch_no, req.stan)
-        if old is None:  # a repeat is answered again even once its batch has closed
-            require_open_batch(row, req.batch_no)
-            if d.verified and card is not None:
-                try:
-                    with conn.begin_nested():
-                        cards.check_and_advance_atc(conn, card.id, req.atc)
-                except cards.AtcReplayedError:
-                    pass
-            conn.execute(authorisations.insert().values(
-                **_row_values(term, req, card, term.store_id, digest, now), state="declined",
-                response_code=d.code, reason=d.reason[:40], arpc=arpc))
-            old = _find(conn, term, req.batch_no, req.stan)
-    if old.msg_hash != digest:
-        return _answer_again(ctx, term, req, old, digest)
-    return _auth(term, old)
 
 
 def list_authorisations(ctx: Context, term: Terminal, batch_no: int | None = None

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
+from paycell.api.desk import Desk, desk_of
 from paycell.api.errors import problem_responses
 from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
@@ -30,6 +31,7 @@ from paycell.context import Context
 from paycell.merchants.errors import MerchantNotFoundError
 from paycell.merchants.service import find_by_code, get_merchant
 from paycell.onsite import authorise as au
+from paycell.onsite import authorise_batch as ab
 from paycell.onsite import pos_returns as pr
 from paycell.onsite import terminal_auth
 from paycell.onsite import terminals as tm
@@ -232,9 +234,14 @@ def sign_on(ctx: CtxDep, term: TermDep) -> BatchOut:
 
 @terminal_router.post("/authorisations", response_model=AuthOut,
                       summary="Online authorisation of a tap (ARQC in, ARPC out)")
-def authorise(ctx: CtxDep, term: TermDep, body: AuthIn) -> AuthOut:
-    req = au.AuthRequest(**body.model_dump())
-    return AuthOut.of(au.authorise(ctx, term, req))
+async def authorise(request: Request, ctx: CtxDep, term: TermDep, body: AuthIn) -> AuthOut:
+    """Taps arriving together are decided together, in one transaction (the ``nfc`` desk,
+    ``onsite/authorise_batch.py``); each gets the answer it would alone."""
+    tap = ab.Tap(term, au.AuthRequest(**body.model_dump()))
+    desk = desk_of(request.app.state, "nfc", lambda: Desk(
+        "nfc", lambda taps: ab.authorise_batch(ctx, taps), key=lambda t: t.key))
+    answer: au.Authorisation = await desk.submit(tap)
+    return AuthOut.of(answer)
 
 
 @terminal_router.post("/reversals", response_model=AuthOut,

@@ -14,6 +14,7 @@ from pos_helpers import PIN, balance, card_holder, shop, terminal  # type: ignor
 
 from paycell.gateways.simkit import SimServer
 from paycell.onsite import authorise as au
+from paycell.onsite import authorise_batch as ab
 from paycell.onsite import pos_returns as pr
 from paycell.onsite import terminals as tm
 from paycell.onsite.pos_sim import PosSim
@@ -92,7 +93,7 @@ def test_concurrent_retries_move_money_once(client, ctx) -> None:  # noqa: F811
     h = card_holder(ctx, 10_000)
     req = _request(p, h, 3_000)
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: au.authorise(ctx, term, req), range(4)))
+        answers = list(pool.map(lambda _: ab.authorise(ctx, term, req), range(4)))
     assert {a.auth_code for a in answers} == {answers[0].auth_code} and answers[0].approved
     assert balance(ctx, h.sub.wallet_account_id) == 7_000
     with ThreadPoolExecutor(4) as pool:
@@ -102,7 +103,7 @@ def test_concurrent_retries_move_money_once(client, ctx) -> None:  # noqa: F811
     # A reversal racing its own original: whichever is first, the money ends where it began.
     req2 = _request(p, h, 1_000)
     with ThreadPoolExecutor(2) as pool:
-        fa = pool.submit(au.authorise, ctx, term, req2)
+        fa = pool.submit(ab.authorise, ctx, term, req2)
         fr = pool.submit(pr.reverse, ctx, term, 1, req2.stan, 1_000)
         fa.result(), fr.result()
     pr.reverse(ctx, term, 1, req2.stan, 1_000)  # the terminal repeats it until answered

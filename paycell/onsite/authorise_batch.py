@@ -1,0 +1,282 @@
+"""Online authorisations of many taps at once: one transaction, a fixed number of statements.
+
+:func:`authorise_batch` answers a batch of taps (any terminals) exactly as ``authorise.py``
+answers them one after another, in order: the same checks, the same response codes, the same
+rows. What needs no lock is read once for the batch before the transaction (merchants,
+stores, cards) and checked tap by tap, with the cryptograms; then one transaction locks the
+terminals, finds repeated messages, locks the cards, the wallet holders
+(:class:`~paycell.subscribers.batch.Wallets`) and the accounts
+(:class:`~paycell.ledger.posting.Posting`), decides each tap against the rows as the taps
+before it left them (ATCs, PIN tries, limits, balances), and writes every authorisation, ATC,
+count and transfer at once. The API's per-process desk (``api/desk.py``) hands it the taps
+that arrived while the previous batch ran; :func:`authorise.authorise` is a batch of one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, tuple_, update
+
+from paycell.context import Context
+from paycell.errors import PaycellError
+from paycell.ledger import TransferRequest, chart
+from paycell.ledger import errors as le
+from paycell.ledger.posting import Posting
+from paycell.merchants.service import to_merchant
+from paycell.merchants.tables import merchants, stores
+from paycell.onsite import authorise as au
+from paycell.onsite import cards
+from paycell.onsite.terminal_tables import authorisations, terminals
+from paycell.onsite.terminals import Terminal, require_open_batch
+from paycell.subscribers.batch import Wallets
+from paycell.subscribers.errors import (
+    LimitExceededError,
+    PinLockedError,
+    SubscriberClosedError,
+    SubscriberFrozenError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    term: Terminal
+    req: au.AuthRequest
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return self.term.id, self.req.batch_no, self.req.stan
+
+
+@dataclass(slots=True)
+class _Pre:
+    """What was found out before the transaction: a decline already, or what to approve."""
+
+    digest: str
+    card: cards.Card | None = None
+    merchant: Any = None
+    store_id: int = 0
+    decline: au._Decline | None = None
+    need_pin: bool = False
+    genuine: bool = False  # the cryptogram is the card's: its ATC is checked in the batch
+
+
+Answer = au.Authorisation | PaycellError
+
+
+def authorise(ctx: Context, term: Terminal, req: au.AuthRequest) -> au.Authorisation:
+    """Approve or decline one tap; the answer is always an :class:`Authorisation` (its
+    ``response_code`` says which). Idempotent per (terminal, batch, STAN): the same message
+    again answers the same. Raises only for malformed messages (``authorisation_invalid``)
+    and a batch that is not open (``batch_not_open``). A batch of one."""
+    answer = authorise_batch(ctx, [Tap(term, req)])[0]
+    if isinstance(answer, PaycellError):
+        raise answer
+    return answer
+
+
+def authorise_batch(ctx: Context, taps: Sequence[Tap]) -> list[Answer]:
+    """An answer per tap, in order: its authorisation (approved or declined), or the
+    PaycellError of a malformed message or a batch that is not open."""
+    if len({t.key for t in taps}) != len(taps):
+        raise ValueError("a batch holds each (terminal, batch, STAN) once")
+    out: list[Answer | None] = [None] * len(taps)
+    pre = _prechecks(ctx, taps, out)
+    again: dict[int, Any] = {}  # a used STAN with another message: answered after the commit
+
+    def work(conn: Connection) -> list[Answer | None]:
+        again.clear()
+        answers = list(out)
+        _decide(ctx, conn, taps, pre, answers, again)
+        return answers
+
+    answers = ctx.ledger.transaction(work)
+    for i, row in again.items():
+        t = taps[i]
+        p = pre[i]
+        assert p is not None
+        answers[i] = au._answer_again(ctx, t.term, t.req, row, p.digest)
+    assert all(a is not None for a in answers)
+    return [a for a in answers if a is not None]
+
+
+def _prechecks(ctx: Context, taps: Sequence[Tap], out: list[Answer | None]
+               ) -> list[_Pre | None]:
+    """``authorise``'s checks before its transaction, with one read per table for all."""
+    codes = {t.req.merchant_code.strip().upper() for t in taps}
+    with ctx.engine.connect() as conn:
+        by_code = {r.code: to_merchant(r) for r in conn.execute(
+            select(merchants).where(merchants.c.code.in_(sorted(codes))))}
+        store_ids = {r.id: r for r in conn.execute(select(stores).where(
+            stores.c.id.in_(sorted({t.term.store_id for t in taps}))))}
+        by_pan = {(r.pan, r.psn): cards._card(r) for r in conn.execute(select(cards.onsite_cards)
+                  .where(cards.onsite_cards.c.pan.in_(sorted({t.req.pan for t in taps}))))}
+    ks = au._keystore(ctx)
+    s = ctx.settings
+    pre: list[_Pre | None] = [None] * len(taps)
+    for i, t in enumerate(taps):
+        term, req = t.term, t.req
+        try:
+            au._validate(req)
+        except PaycellError as exc:
+            out[i] = exc
+            continue
+        p = pre[i] = _Pre(req.digest())
+        try:
+            merchant = by_code.get(req.merchant_code.strip().upper())
+            if merchant is None or merchant.id != term.merchant_id:
+                raise au._Decline("03", "merchant_not_terminal_owner")
+            store = store_ids.get(term.store_id)
+            if store is None or store.merchant_id != merchant.id or store.code != req.store_code:
+                raise au._Decline("03", "store_not_terminal_store")
+            if merchant.state != "active" or merchant.payable_account_id is None:
+                raise au._Decline("03", "merchant_not_active")
+            p.merchant, p.store_id = merchant, int(store.id)
+            if req.amount_fen > s.onsite_max_txn_fen:
+                raise au._Decline("61", "amount_over_cap")
+            card = p.card = by_pan.get((req.pan, req.psn))
+            if card is None:
+                raise au._Decline("14", "card_unknown")
+            au._card_usable(card)
+            if req.txn_type != "00" or req.currency != au.CNY:
+                raise au._Decline("12", "not_a_cny_purchase")
+            if not ks.verify_cryptogram(req.pan, req.psn, req.atc, req.txn_data().to_bytes(),
+                                        bytes.fromhex(req.arqc)):
+                raise au._Decline("05", "cryptogram_invalid")
+            p.genuine = True
+            if req.atc <= card.last_atc:  # early, so a replayed message never reaches the PIN
+                raise au._Decline("05", "atc_replayed")
+            if req.amount_fen > s.onsite_no_pin_limit_fen:
+                if not req.pin:
+                    raise au._Decline("55", "pin_required", verified=True)
+                p.need_pin = True
+        except au._Decline as d:
+            p.decline = d
+    return pre
+
+
+def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre | None],
+            out: list[Answer | None], again: dict[int, Any]) -> None:
+    live = [(i, taps[i], p) for i, p in enumerate(pre) if p is not None]
+    if not live:
+        return
+    pg = conn.dialect.name == "postgresql"
+    now = ctx.clock.now_us()
+    # Every money message of a terminal takes its lock first (terminals.lock_terminal).
+    term_rows = {r.id: r for r in conn.execute(
+        _locked(select(terminals), terminals.c.id, {t.term.id for _, t, _ in live}, pg))}
+    a = authorisations
+    seen = {(r.terminal_pk, r.batch_no, r.stan): r for r in conn.execute(select(a).where(
+        tuple_(a.c.terminal_pk, a.c.batch_no, a.c.stan).in_([t.key for _, t, _ in live])))}
+    new: list[tuple[int, Tap, _Pre]] = []
+    for i, t, p in live:
+        old = seen.get(t.key)
+        if old is not None:  # a repeat is answered again, even once its batch has closed
+            if old.msg_hash == p.digest:
+                out[i] = au._auth(t.term, old)
+            else:
+                again[i] = old
+            continue
+        try:
+            require_open_batch(term_rows[t.term.id], t.req.batch_no)
+        except PaycellError as exc:
+            out[i] = exc
+            continue
+        new.append((i, t, p))
+    if not new:
+        return
+    oc = cards.onsite_cards
+    locked = {r.id: r for r in conn.execute(
+        _locked(select(oc), oc.c.id, {p.card.id for *_, p in new if p.card is not None}, pg))}
+    atc = {cid: int(r.last_atc) for cid, r in locked.items()}
+    approvable = [p for *_, p in new if p.decline is None and p.card is not None]
+    w = Wallets(conn, ctx.settings, now, ids=[p.card.subscriber_id for p in approvable
+                                              if p.card is not None])
+    posting = Posting(ctx.ledger, conn, {x for p in approvable if p.card is not None for x in (
+        p.card.wallet_account_id, p.merchant.payable_account_id)})
+    rows: list[dict[str, Any]] = []
+    for _, t, p in new:
+        try:
+            # Against the ATCs as the taps before it left them (a decline that verified the
+            # cryptogram records its ATC too), before anything else the card's answer says.
+            if p.genuine and p.card is not None and t.req.atc <= atc[p.card.id]:
+                raise au._Decline("05", "atc_replayed")
+            if p.decline is not None:
+                raise p.decline
+            rows.append(_approve(ctx, w, posting, t, p, locked, atc, now))
+        except au._Decline as d:
+            card = p.card
+            if d.verified and card is not None and t.req.atc > atc[card.id]:
+                atc[card.id] = t.req.atc  # this cryptogram can never approve later
+            rows.append(_declined(ctx, t, p, d, now))
+    changed = [{"w_id": cid, "v_atc": n} for cid, n in atc.items() if n != locked[cid].last_atc]
+    if changed:
+        conn.execute(update(oc).where(oc.c.id == bindparam("w_id"))
+                     .values(last_atc=bindparam("v_atc")), changed)
+    w.write(conn)
+    made = {(r.terminal_pk, r.batch_no, r.stan): r
+            for r in conn.execute(a.insert().returning(*a.c), rows)}
+    for i, t, _ in new:
+        out[i] = au._auth(t.term, made[t.key])
+    posting.finish()
+
+
+def _locked(stmt: Any, id_col: Any, ids: set[int], pg: bool) -> Any:
+    """``stmt`` for the rows ``ids``, in id order, locked (FOR UPDATE) on PostgreSQL."""
+    stmt = stmt.where(id_col.in_(sorted(ids))).order_by(id_col)
+    return stmt.with_for_update() if pg else stmt
+
+
+def _approve(ctx: Context, w: Wallets, posting: Posting, t: Tap, p: _Pre,
+             locked: dict[int, Any], atc: dict[int, int], now: int) -> dict[str, Any]:
+    """``authorise._approve``'s checks in the batch's transaction; the approved row."""
+    term, req, card = t.term, t.req, p.card
+    assert card is not None
+    au._card_usable(cards._card(locked[card.id]))
+    sid = card.subscriber_id
+    if p.need_pin:
+        try:
+            w.verify_pin(sid, req.pin or "")
+        except PinLockedError:
+            raise au._Decline("75", "pin_locked", verified=True) from None
+        except SubscriberClosedError:
+            raise au._Decline("57", "wallet_closed", verified=True) from None
+        except PaycellError:
+            raise au._Decline("55", "pin_invalid", verified=True) from None
+    try:
+        w.check_outflow(sid, req.amount_fen)
+    except (SubscriberFrozenError, SubscriberClosedError):
+        raise au._Decline("57", "wallet_not_active", verified=True) from None
+    except LimitExceededError as exc:
+        raise au._Decline("61", f"limit_{exc.detail.get('limit')}", verified=True) from None
+    tid = au.transfer_id(term, req.batch_no, req.stan)
+    result = posting.post(TransferRequest(
+        id=tid, debit_account_id=card.wallet_account_id,
+        credit_account_id=p.merchant.payable_account_id, amount=req.amount_fen,
+        code=int(chart.TransferCode.POS_PURCHASE),
+        ref=f"POS {term.terminal_id} batch {req.batch_no} STAN {req.stan}"))
+    if isinstance(result.error, le.AccountOverdraftError):
+        raise au._Decline("51", "insufficient_funds", verified=True)
+    if result.error is not None:  # a closed wallet or payable account
+        raise au._Decline("05", f"ledger_{result.error.code}"[:40], verified=True)
+    w.count_outflow(sid, req.amount_fen)
+    atc[card.id] = req.atc
+    arpc = au._keystore(ctx).make_arpc(req.pan, req.psn, req.atc, bytes.fromhex(req.arqc),
+                                       au.ARC_APPROVED).hex().upper()
+    return {**au._row_values(term, req, card, p.store_id, p.digest, now), "state": "approved",
+            "response_code": au.APPROVED, "reason": None,
+            "auth_code": f"{secrets.randbelow(10**6):06d}", "arpc": arpc, "transfer_id": tid}
+
+
+def _declined(ctx: Context, t: Tap, p: _Pre, d: au._Decline, now: int) -> dict[str, Any]:
+    req = t.req
+    arpc = None
+    if d.verified:
+        arpc = au._keystore(ctx).make_arpc(req.pan, req.psn, req.atc, bytes.fromhex(req.arqc),
+                                           d.code.encode()).hex().upper()
+    return {**au._row_values(t.term, req, p.card, t.term.store_id, p.digest, now),
+            "state": "declined", "response_code": d.code, "reason": d.reason[:40],
+            "auth_code": None, "arpc": arpc, "transfer_id": None}
