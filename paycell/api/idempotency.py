@@ -140,7 +140,6 @@ async def idempotent(
 def _claim(engine: Engine, clock: Clock, caller: str, key: str,
            digest: str) -> tuple[int, str] | None:
     now = clock.now_us()
-    t = idempotency_keys
     try:
         with engine.begin() as conn:
             conn.execute(_CLAIM, {"caller": caller, "key": key, "request_hash": digest,
@@ -149,22 +148,8 @@ def _claim(engine: Engine, clock: Clock, caller: str, key: str,
     except IntegrityError:
         pass
     with engine.begin() as conn:
-        row = conn.execute(select(t).where(t.c.caller == caller, t.c.key == key)).one()
-        if row.request_hash != digest:
-            raise IdempotencyKeyReusedError(
-                "this Idempotency-Key was used for a different request; use a new key")
-        if row.state == "done":
-            return int(row.status_code), str(row.response)
-        if now - row.updated_at < STALE_AFTER_S * 1_000_000:
-            raise IdempotencyKeyInProgressError(
-                "a request with this Idempotency-Key is still running; retry in a moment")
-        # Abandoned by a crash: take it over (the use case itself is idempotent).
-        taken = conn.execute(update(t).where(t.c.caller == caller, t.c.key == key,
-                                             t.c.updated_at == row.updated_at)
-                             .values(updated_at=now)).rowcount
-        if taken != 1:
-            raise IdempotencyKeyInProgressError("another retry took this key over just now")
-    return None
+        replay = _existing(conn, now, caller, key, digest)
+    return None if replay is None else (replay.status, replay.body)
 
 
 def _finish(engine: Engine, clock: Clock, caller: str, key: str, status: int,
@@ -243,7 +228,7 @@ class Keyed:
         for i, c in enumerate(self.claims):
             if c.id not in claimed:
                 try:
-                    out[i] = _existing(conn, now, c)
+                    out[i] = _existing(conn, now, c.caller, c.key, c.digest)
                 except PaycellError as exc:
                     out[i] = Reply(*problem_of(c.path, exc))
         self.replies = list(out)
@@ -268,12 +253,14 @@ def answer(claim: Claim, result: Any) -> Reply:
     return Reply(claim.status_code, json.dumps(jsonable_encoder(result)))
 
 
-def _existing(conn: Connection, now: int, c: Claim) -> Reply | None:
-    """A key already claimed: its stored reply, None to take over an abandoned one, or an
-    error (reused for another request, still running)."""
+def _existing(conn: Connection, now: int, caller: str, key: str, digest: str
+              ) -> Reply | None:
+    """A key already claimed: its stored reply, None to take it over (abandoned by a crash:
+    the use case itself is idempotent), or an error (reused for another request, still
+    running)."""
     t = idempotency_keys
-    row = conn.execute(select(t).where(t.c.caller == c.caller, t.c.key == c.key)).one()
-    if row.request_hash != c.digest:
+    row = conn.execute(select(t).where(t.c.caller == caller, t.c.key == key)).one()
+    if row.request_hash != digest:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was used for a different request; use a new key")
     if row.state == "done":
@@ -281,7 +268,7 @@ def _existing(conn: Connection, now: int, c: Claim) -> Reply | None:
     if now - row.updated_at < STALE_AFTER_S * 1_000_000:
         raise IdempotencyKeyInProgressError(
             "a request with this Idempotency-Key is still running; retry in a moment")
-    taken = conn.execute(update(t).where(t.c.caller == c.caller, t.c.key == c.key,
+    taken = conn.execute(update(t).where(t.c.caller == caller, t.c.key == key,
                                          t.c.updated_at == row.updated_at)
                          .values(updated_at=now)).rowcount
     if taken != 1:
