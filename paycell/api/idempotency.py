@@ -274,3 +274,24 @@ def _existing(conn: Connection, now: int, caller: str, key: str, digest: str
     if taken != 1:
         raise IdempotencyKeyInProgressError("another retry took this key over just now")
     return None
+
+
+def run_keyed(clock: Clock, items: Sequence[tuple[Claim, Any]],
+              run: Callable[[list[Any], Callable[..., Any], Callable[..., Any]], Any],
+              render: Callable[[Any, Any], Any]) -> list[Reply]:
+    """A desk's batch with Idempotency-Keys: ``run(commands, ahead, after)`` runs the
+    batched use case, which calls ``ahead(conn)`` first and ``after(conn, outcomes)`` last
+    in its transaction; an outcome has ``answered`` (set for a request ``ahead`` answered)
+    and ``error``, and ``render(command, outcome)`` makes a success's JSON model."""
+    keyed = Keyed(clock, [claim for claim, _ in items])
+
+    def after(conn: Connection, outcomes: Sequence[Any]) -> None:
+        keyed.store(conn, [
+            (i, answer(claim, o.error or render(cmd, o)))
+            for i, ((claim, cmd), o) in enumerate(zip(items, outcomes, strict=True))
+            if o.answered is None])
+
+    run([cmd for _, cmd in items], keyed.ahead, after)
+    replies = [r for r in keyed.replies if r is not None]
+    assert len(replies) == len(items), "every request is answered"
+    return replies

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from paycell.api import idempotency as idem
@@ -98,18 +97,10 @@ def _send_many(ctx: Context, items: list[tuple[idem.Claim, p2p_send.SendCommand]
                ) -> list[idem.Reply]:
     """The P2P desk's batch: the transfers, their Idempotency-Keys and their stored answers
     in one transaction (``funding/p2p_send.py``)."""
-    keyed = idem.Keyed(ctx.clock, [claim for claim, _ in items])
-
-    def after(conn: Connection, sent: list[p2p_send.Sent]) -> None:
-        keyed.store(conn, [
-            (i, idem.answer(claim, s.error or sch.P2PTransferOut.of(s.unwrap(), cmd.sender.id)))
-            for i, ((claim, cmd), s) in enumerate(zip(items, sent, strict=True))
-            if s.answered is None])
-
-    p2p_send.send_batch(ctx, [cmd for _, cmd in items], ahead=keyed.ahead, after=after)
-    replies = keyed.replies
-    assert all(r is not None for r in replies), "every request is answered"
-    return [r for r in replies if r is not None]
+    return idem.run_keyed(
+        ctx.clock, items,
+        lambda cmds, ahead, after: p2p_send.send_batch(ctx, cmds, ahead=ahead, after=after),
+        lambda cmd, sent: sch.P2PTransferOut.of(sent.unwrap(), cmd.sender.id))
 
 
 @wallet_router.get("/transfers", response_model=sch.P2PTransferPage,

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
+from paycell.api.desk import Desk, desk_of
 from paycell.api.errors import problem_responses
 from paycell.context import Context
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -33,6 +34,7 @@ from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
 from paycell.payments import confirmations, escrow, orders, paying, refunds, rules
 from paycell.payments import schemas as sch
+from paycell.payments.paying_batch import PayCommand, pay_batch
 from paycell.subscribers.auth import current_subscriber
 from paycell.subscribers.service import Subscriber
 
@@ -204,10 +206,28 @@ async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx:
     ``pin_invalid``/``pin_locked``; 409 ``insufficient_balance``, ``order_expired``,
     ``order_state_invalid``, ``limit_exceeded``, ``funding_failed``."""
     fingerprint = {**body.model_dump(exclude={"pin"}), "pin": "*"}
-    return await _run(request, ctx, f"subscriber:{me.id}", key, fingerprint,
-                      lambda: _out(ctx, paying.confirm_order(
-                          ctx, me, trade_no, body.pin, source=body.source,
-                          card_id=body.card_id)))
+    if key is None or body.source != "wallet":
+        return await _run(request, ctx, f"subscriber:{me.id}", key, fingerprint,
+                          lambda: _out(ctx, paying.confirm_order(
+                              ctx, me, trade_no, body.pin, source=body.source,
+                              card_id=body.card_id)))
+    # From the balance: confirmations arriving together are paid together (the ``orders``
+    # desk, payments/paying_batch.py), each answered as it would be alone.
+    path = request.url.path
+    claim = idem.Claim(f"subscriber:{me.id}", idem.check_key(key),
+                       idem.request_hash(request.method, path, fingerprint), path)
+    desk = desk_of(request.app.state, "orders", lambda: Desk(
+        "orders", lambda items: _confirm_many(ctx, items), key=lambda item: item[0].id))
+    reply: idem.Reply = await desk.submit((claim, PayCommand(me, trade_no, body.pin)))
+    return reply.response()
+
+
+def _confirm_many(ctx: Context, items: list[tuple[idem.Claim, PayCommand]]
+                  ) -> list[idem.Reply]:
+    return idem.run_keyed(
+        ctx.clock, items,
+        lambda cmds, ahead, after: pay_batch(ctx, cmds, ahead=ahead, after=after),
+        lambda _cmd, paid: sch.OrderOut.of(paid.unwrap(), paid.merchant))
 
 
 @wallet_router.post("/{trade_no}/sms-code", status_code=204, response_class=Response,

@@ -15,37 +15,26 @@ set and the payments job pays it when the top-up is confirmed.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.funding import topups
-from paycell.funding.cash_common import AlreadyAppliedError, post_recorded
-from paycell.ledger import TransferFlags, TransferRequest, TransferResult, chart
-from paycell.ledger import errors as le
-from paycell.merchants.service import get_merchant
-from paycell.payments import confirmations, rules
+from paycell.payments import rules
 from paycell.payments.errors import (
     FundingFailedError,
-    InsufficientBalanceError,
-    MerchantNotPayableError,
     OrderExpiredError,
     OrderNotFoundError,
     PaymentInvalidError,
 )
-from paycell.payments.orders import Order, find, get_order, to_order, transition
+from paycell.payments.orders import Order, get_order, to_order
+from paycell.payments.paying_batch import PayCommand, pay_batch
 from paycell.payments.tables import payment_orders
-from paycell.subscribers.limits import guard_outflow
 from paycell.subscribers.service import Subscriber, get_subscriber, verify_pin
 
 log = logging.getLogger(__name__)
 SOURCES = ("wallet", "card", "phone_bill")
-
-
-class _AlreadyPaid(Exception):
-    """Internal: the order was paid by an earlier call with the same transfer."""
 
 
 def pay_order(ctx: Context, order: Order, subscriber: Subscriber, via: str,
@@ -55,54 +44,10 @@ def pay_order(ctx: Context, order: Order, subscriber: Subscriber, via: str,
     Idempotent: an order this subscriber already paid answers its current state. Refused
     (nothing written): ``order_expired``, ``order_state_invalid`` (closed, or paid by
     nobody's retry), the subscriber's tier limits and state, ``insufficient_balance``
-    (``available_fen``), ``merchant_not_payable``.
+    (``available_fen``), ``merchant_not_payable``. A batch of one (``paying_batch.py``).
     """
-    merchant = get_merchant(ctx, order.merchant_id)
-    if merchant.state != "active" or merchant.payable_account_id is None:
-        raise MerchantNotPayableError("this merchant cannot take payments now",
-                                      state=merchant.state)
-    escrow = order.kind == "escrow"
-    req = TransferRequest(
-        id=order.transfer_id, debit_account_id=subscriber.wallet_account_id,
-        credit_account_id=merchant.payable_account_id, amount=order.amount_fen,
-        ledger=order.currency,
-        code=int(chart.TransferCode.ESCROW_HOLD if escrow else chart.TransferCode.PURCHASE),
-        flags=TransferFlags.PENDING if escrow else 0, ref=f"order {order.trade_no}")
-    now = ctx.clock.now_us()
-
-    locked: list[Any] = []  # the order's row, as before() locked it
-    paid: list[Order] = []
-
-    def before(conn: Connection) -> None:
-        row = find(conn, order_id=order.id, lock=True)
-        locked[:] = [row]
-        if row.state in rules.PAID_STATES and row.paid_via is not None:
-            raise _AlreadyPaid
-        if row.state == rules.WAITING and now >= row.expires_at:
-            raise OrderExpiredError("this order expired before it was paid",
-                                    expired_at=row.expires_at)
-        rules.next_state(row.state, rules.pay_action(row.kind))
-        guard_outflow(conn, subscriber.id, order.amount_fen, now, settings=ctx.settings)
-
-    def record(conn: Connection, _results: list[TransferResult]) -> None:
-        row = locked[0]  # still locked by before(), in this same transaction: unchanged
-        release_at = None
-        if escrow:
-            release_at = now + ctx.settings.escrow_auto_release_days * 86_400_000_000
-        paid[:] = [transition(ctx, conn, row, rules.pay_action(row.kind), actor, now,
-                              paid_at=now, paid_via=via, release_at=release_at)]
-        confirmations.retire_for_order(conn, order.id)
-
-    try:
-        post_recorded(ctx.ledger, [req], before=before, record=record)
-        return paid[0]  # what this call committed
-    except (_AlreadyPaid, AlreadyAppliedError):
-        pass
-    except le.AccountOverdraftError as exc:
-        raise InsufficientBalanceError(
-            "your balance does not cover this payment; top up or pay with a card",
-            available_fen=exc.detail.get("available_fen")) from None
-    return get_order(ctx, order.trade_no)
+    cmd = PayCommand(subscriber, order.trade_no, None, via, actor)
+    return pay_batch(ctx, [cmd])[0].unwrap()
 
 
 def payer_order(ctx: Context, subscriber: Subscriber, trade_no: str) -> Order:
@@ -129,6 +74,9 @@ def confirm_order(ctx: Context, subscriber: Subscriber, trade_no: str, pin: str,
     """
     if source not in SOURCES:
         raise PaymentInvalidError(f"source is one of {', '.join(SOURCES)}", field="source")
+    actor = f"subscriber:{subscriber.id}"
+    if source == "wallet":  # every check under the order's lock, the PIN's among them
+        return pay_batch(ctx, [PayCommand(subscriber, trade_no, pin)])[0].unwrap()
     order = payer_order(ctx, subscriber, trade_no)
     if order.state in rules.PAID_STATES and order.paid_via is not None:
         return order
@@ -136,9 +84,6 @@ def confirm_order(ctx: Context, subscriber: Subscriber, trade_no: str, pin: str,
         raise OrderExpiredError("this order expired before it was paid")
     rules.next_state(order.state, rules.pay_action(order.kind))
     verify_pin(ctx, subscriber.id, pin)
-    actor = f"subscriber:{subscriber.id}"
-    if source == "wallet":
-        return pay_order(ctx, order, subscriber, "wallet", actor)
     key = f"order:{order.trade_no}"
     if source == "card":
         topup = topups.topup_from_card(ctx, subscriber, order.amount_fen, card_id=card_id,
