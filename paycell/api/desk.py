@@ -6,8 +6,9 @@ statements and one commit instead of N; alone, a request is a batch of one and w
 nobody (there is no timer). This is group commit lifted from the ledger to whole use cases
 (``docs/dev/http-batching.md``).
 
-Requests whose ``key`` is the same (a client's retry of the same Idempotency-Key) never share
-a batch: the later one waits for the next, where it finds the first one's answer. If a batch
+Requests that share a key (a client's retry of the same Idempotency-Key; two orders with one
+``out_trade_no``) never share a batch: the later one waits for the next, where it finds the
+first one's answer. If a batch
 fails as a whole with an unexpected error, each of its requests is run again alone, so one bad
 request cannot fail its neighbours.
 """
@@ -31,17 +32,18 @@ R = TypeVar("R")
 @dataclass(slots=True)
 class _Waiting(Generic[T]):
     item: T
-    key: Hashable
+    keys: tuple[Hashable, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
 
 class Desk(Generic[T, R]):
-    """Runs ``run(batch) -> answers`` (one per item, in order) on a thread of its own."""
+    """Runs ``run(batch) -> answers`` (one per item, in order) on a thread of its own; no
+    two items of a batch share any of their ``keys``."""
 
     def __init__(self, name: str, run: Callable[[list[T]], list[R]],
-                 key: Callable[[T], Hashable], *, max_batch: int = 256) -> None:
-        self.name, self._run, self._key, self.max_batch = name, run, key, max_batch
+                 keys: Callable[[T], tuple[Hashable, ...]], *, max_batch: int = 256) -> None:
+        self.name, self._run, self._keys, self.max_batch = name, run, keys, max_batch
         self._queue: deque[_Waiting[T]] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -56,7 +58,7 @@ class Desk(Generic[T, R]):
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"the {self.name} desk is closed")
-            self._queue.append(_Waiting(item, self._key(item), loop, fut))
+            self._queue.append(_Waiting(item, self._keys(item), loop, fut))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"desk-{self.name}",
                                                 daemon=True)
@@ -85,11 +87,11 @@ class Desk(Generic[T, R]):
             keys: set[Hashable] = set()
             while self._queue and len(taken) < self.max_batch:
                 w = self._queue.popleft()
-                if w.key in keys:
-                    later.append(w)
-                else:
-                    keys.add(w.key)
+                if keys.isdisjoint(w.keys):
+                    keys.update(w.keys)
                     taken.append(w)
+                else:
+                    later.append(w)
             later.extend(self._queue)
             self._queue = later
             return taken

@@ -88,7 +88,7 @@ async def send_transfer(request: Request, body: sch.P2PTransferIn, ctx: CtxDep,
                        idem.request_hash(request.method, path, fingerprint), path, 201)
     cmd = p2p_send.SendCommand(sub, body.to_msisdn, body.amount_fen, body.pin, body.note, key)
     desk = desk_of(request.app.state, "p2p", lambda: Desk(
-        "p2p", lambda items: _send_many(ctx, items), key=lambda item: item[0].id))
+        "p2p", lambda items: _send_many(ctx, items), keys=lambda item: (item[0].id,)))
     reply: idem.Reply = await desk.submit((claim, cmd))
     return reply.response()
 

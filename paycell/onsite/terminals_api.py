@@ -239,7 +239,7 @@ async def authorise(request: Request, ctx: CtxDep, term: TermDep, body: AuthIn) 
     ``onsite/authorise_batch.py``); each gets the answer it would alone."""
     tap = ab.Tap(term, au.AuthRequest(**body.model_dump()))
     desk = desk_of(request.app.state, "nfc", lambda: Desk(
-        "nfc", lambda taps: ab.authorise_batch(ctx, taps), key=lambda t: t.key))
+        "nfc", lambda taps: ab.authorise_batch(ctx, taps), keys=lambda t: (t.key,)))
     answer: au.Authorisation = await desk.submit(tap)
     return AuthOut.of(answer)
 

@@ -34,6 +34,7 @@ from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
 from paycell.payments import confirmations, escrow, orders, paying, refunds, rules
 from paycell.payments import schemas as sch
+from paycell.payments.orders_batch import CreateCommand, create_batch
 from paycell.payments.paying_batch import PayCommand, pay_batch
 from paycell.subscribers.auth import current_subscriber
 from paycell.subscribers.service import Subscriber
@@ -99,6 +100,16 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
     409 ``out_trade_no_conflict`` (``field``) for a different one; 422 ``payer_not_found``,
     ``payment_invalid``."""
     req = orders.OrderRequest(**body.model_dump())
+    if key is not None:  # requests arriving together are created together (orders_batch.py)
+        path = request.url.path
+        claim = idem.Claim(f"merchant:{merchant.id}", idem.check_key(key),
+                           idem.request_hash(request.method, path, body.model_dump()), path,
+                           201)
+        desk = desk_of(request.app.state, "order-create", lambda: Desk(
+            "order-create", lambda items: _create_many(ctx, items),
+            keys=lambda item: (item[0].id, (item[1].merchant.id, item[1].req.out_trade_no))))
+        reply: idem.Reply = await desk.submit((claim, CreateCommand(merchant, req)))
+        return reply.response()
     created: list[bool] = []
 
     def run() -> sch.OrderOut:
@@ -111,6 +122,14 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
     if created and not created[0] and key is None:
         resp.status_code = 200
     return resp
+
+
+def _create_many(ctx: Context, items: list[tuple[idem.Claim, CreateCommand]]
+                 ) -> list[idem.Reply]:
+    return idem.run_keyed(
+        ctx.clock, items,
+        lambda cmds, ahead, after: create_batch(ctx, cmds, ahead=ahead, after=after),
+        lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant))
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")
@@ -217,7 +236,7 @@ async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx:
     claim = idem.Claim(f"subscriber:{me.id}", idem.check_key(key),
                        idem.request_hash(request.method, path, fingerprint), path)
     desk = desk_of(request.app.state, "orders", lambda: Desk(
-        "orders", lambda items: _confirm_many(ctx, items), key=lambda item: item[0].id))
+        "orders", lambda items: _confirm_many(ctx, items), keys=lambda item: (item[0].id,)))
     reply: idem.Reply = await desk.submit((claim, PayCommand(me, trade_no, body.pin)))
     return reply.response()
 

@@ -59,13 +59,27 @@ def open_code(ctx: Context, conn: Connection, *, msisdn: str, subscriber_id: int
         conn.execute(update(sms_confirmations).where(
             sms_confirmations.c.order_id == order_id, sms_confirmations.c.state == OPEN)
             .values(state=DEAD))
+    code, row = _code_row(ctx, msisdn=msisdn, subscriber_id=subscriber_id, purpose=purpose,
+                          amount_fen=amount_fen, now=now, order_id=order_id, target=target)
+    conn.execute(sms_confirmations.insert().values(**row))
+    return code
+
+
+def new_order_code(ctx: Context, order: Any, now: int) -> tuple[str, dict[str, Any]]:
+    """A new order's first code and the row that stores it (for a batch to insert)."""
+    return _code_row(ctx, msisdn=order.payer_msisdn, subscriber_id=order.payer_subscriber_id,
+                     purpose="order", amount_fen=order.amount_fen, now=now, order_id=order.id)
+
+
+def _code_row(ctx: Context, *, msisdn: str, subscriber_id: int, purpose: str,
+              amount_fen: int, now: int, order_id: int | None = None,
+              target: str | None = None) -> tuple[str, dict[str, Any]]:
     code = _new_code()
-    conn.execute(sms_confirmations.insert().values(
+    return code, dict(
         msisdn=msisdn, subscriber_id=subscriber_id, purpose=purpose, order_id=order_id,
         target=target, amount_fen=amount_fen, state=OPEN, attempts=0,
         code_hash=_hash(ctx, msisdn, purpose, order_id, target, amount_fen, code),
-        expires_at=now + ctx.settings.sms_code_ttl_s * 1_000_000, created_at=now))
-    return code
+        expires_at=now + ctx.settings.sms_code_ttl_s * 1_000_000, created_at=now)
 
 
 def open_for_order(ctx: Context, conn: Connection, order_id: int, subscriber_id: int,

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.exc import IntegrityError
 
 from paycell.clock import rfc3339
 from paycell.context import Context
@@ -26,15 +24,12 @@ from paycell.merchants.model import Merchant
 from paycell.notifications import guard
 from paycell.payments import rules
 from paycell.payments.errors import (
-    MerchantNotPayableError,
     OrderNotFoundError,
     OutTradeNoConflictError,
-    PayerNotFoundError,
     PaymentInvalidError,
 )
 from paycell.payments.tables import payment_events, payment_orders
-from paycell.subscribers.errors import InvalidMsisdnError
-from paycell.subscribers.service import find_by_msisdn, mask_msisdn, normalise_msisdn
+from paycell.subscribers.service import mask_msisdn
 
 OUT_TRADE_NO = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
 MAX_FEN = 10**13
@@ -166,57 +161,11 @@ def create_order(ctx: Context, merchant: Merchant, req: OrderRequest, *,
     Idempotent per (merchant, ``out_trade_no``): the same request again answers the first
     order and ``False``; a different one is :class:`OutTradeNoConflictError` naming the
     first differing field. Refused: ``payment_invalid``, ``payer_not_found`` (no open wallet
-    holds the number), ``merchant_not_payable``.
+    holds the number), ``merchant_not_payable``. A batch of one (``orders_batch.py``).
     """
-    from paycell.payments import confirmations
+    from paycell.payments.orders_batch import CreateCommand, create_batch
 
-    validate(ctx, req)
-    try:
-        payer_msisdn = normalise_msisdn(req.payer_msisdn)
-    except InvalidMsisdnError as exc:
-        raise PaymentInvalidError(exc.message, field="payer_msisdn") from None
-    req = OrderRequest(**{**req.fingerprint(), "payer_msisdn": payer_msisdn})
-    wanted = req.fingerprint()
-    with ctx.engine.connect() as conn:
-        old = find(conn, merchant_id=merchant.id, out_trade_no=req.out_trade_no)
-    if old is not None:
-        return _same_or_conflict(old, wanted), False
-    if merchant.state != "active" or merchant.payable_account_id is None:
-        raise MerchantNotPayableError("this merchant cannot take payments now",
-                                      state=merchant.state)
-    payer = find_by_msisdn(ctx, payer_msisdn)
-    if payer is None or payer.state == "closed":
-        raise PayerNotFoundError(f"no paycell wallet holds {mask_msisdn(payer_msisdn)}",
-                                 field="payer_msisdn")
-    now = ctx.clock.now_us()
-    expires_in = req.expires_in_s or ctx.settings.payment_default_expiry_s
-    trade_no = "P" + secrets.token_hex(10)
-    code = None
-    try:
-        with ctx.engine.begin() as conn:
-            made = conn.execute(payment_orders.insert().returning(*payment_orders.c).values(
-                trade_no=trade_no, merchant_id=merchant.id, store_id=req.store_id,
-                out_trade_no=req.out_trade_no, request_json=json.dumps(wanted, sort_keys=True),
-                kind=req.kind, amount_fen=req.amount_fen, currency=req.currency,
-                subject=req.subject.strip(), payer_subscriber_id=payer.id,
-                payer_msisdn=payer.msisdn, notify_url=req.notify_url,
-                return_url=req.return_url, state=rules.WAITING, refunded_fen=0,
-                expires_at=now + expires_in * 1_000_000, created_at=now, updated_at=now,
-            )).one()
-            order_id = made.id
-            log_event(conn, order_id, None, rules.WAITING, f"merchant:{merchant.id}", now)
-            if text_code:
-                code = confirmations.open_for_order(ctx, conn, order_id, payer.id,
-                                                    payer.msisdn, req.amount_fen, now)
-    except IntegrityError:  # a concurrent request with the same out_trade_no won
-        with ctx.engine.connect() as conn:
-            old = find(conn, merchant_id=merchant.id, out_trade_no=req.out_trade_no)
-        if old is None:
-            raise
-        return _same_or_conflict(old, wanted), False
-    order = to_order(made)  # as this call committed it
-    confirmations.text_order_code(ctx, merchant, order, code)
-    return order, True
+    return create_batch(ctx, [CreateCommand(merchant, req, text_code)])[0].unwrap()
 
 
 def _same_or_conflict(row: Any, wanted: dict[str, Any]) -> Order:

@@ -154,7 +154,7 @@ def test_one_failing_request_does_not_fail_its_batch() -> None:
             raise RuntimeError("unlucky")
         return [i * 2 for i in items]
 
-    desk: Desk[int, int] = Desk("test", run, key=lambda i: i)
+    desk: Desk[int, int] = Desk("test", run, keys=lambda i: (i,))
 
     async def go() -> list[Any]:
         return list(await asyncio.gather(*(desk.submit(i) for i in (1, 13, 2, 2)),

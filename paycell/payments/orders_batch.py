@@ -1,0 +1,176 @@
+"""Creating payment orders, many merchants' at once: one transaction, a fixed number of
+statements.
+
+:func:`create_batch` answers a batch of :class:`CreateCommand` as ``orders.create_order``
+would one after another: each request is validated, an ``out_trade_no`` used before answers
+its first order (or ``out_trade_no_conflict``), the merchant must be payable and the payer
+an open wallet; then every new order, its first event and its SMS confirmation code are
+inserted with one statement per table, and the codes are texted after the commit.
+``create_order`` is a batch of one; the API's ``order-create`` desk hands it the requests
+that arrived while the previous batch ran (no two with the same ``out_trade_no``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_
+
+from paycell.context import Context
+from paycell.errors import PaycellError
+from paycell.merchants.model import Merchant
+from paycell.money import format_amount
+from paycell.payments import confirmations, rules
+from paycell.payments.errors import (
+    MerchantNotPayableError,
+    PayerNotFoundError,
+    PaymentInvalidError,
+)
+from paycell.payments.orders import (
+    Order,
+    OrderRequest,
+    _same_or_conflict,
+    to_order,
+    validate,
+)
+from paycell.payments.tables import payment_events, payment_orders, sms_confirmations
+from paycell.subscribers.errors import InvalidMsisdnError
+from paycell.subscribers.service import mask_msisdn, normalise_msisdn
+from paycell.subscribers.tables import subscribers
+
+
+@dataclass(frozen=True, slots=True)
+class CreateCommand:
+    merchant: Merchant
+    req: OrderRequest
+    text_code: bool = True  # text the payer a summary with a confirmation code
+
+
+@dataclass(slots=True)
+class Created:
+    order: Order | None = None
+    created: bool = False  # False: the first order of this out_trade_no, answered again
+    error: PaycellError | None = None
+    answered: Any = None  # by the caller's ``ahead`` (a replayed request)
+    code: str | None = None  # to text after the commit
+
+    def unwrap(self) -> tuple[Order, bool]:
+        if self.error is not None:
+            raise self.error
+        assert self.order is not None
+        return self.order, self.created
+
+
+Ahead = Callable[[Connection], Sequence[Any]]
+After = Callable[[Connection, list[Created]], None]
+
+
+def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | None = None,
+                 after: After | None = None) -> list[Created]:
+    """Create ``cmds``' orders in one transaction; an answer per command, in order."""
+    if len({(c.merchant.id, c.req.out_trade_no) for c in cmds}) != len(cmds):
+        raise ValueError("a batch holds each (merchant, out_trade_no) once")
+    checked: list[OrderRequest | PaycellError] = [_checked(ctx, c) for c in cmds]
+
+    def work(conn: Connection) -> list[Created]:
+        out = [Created() for _ in cmds]
+        pre = ahead(conn) if ahead is not None else [None] * len(cmds)
+        todo = []
+        for i, (answered, req) in enumerate(zip(pre, checked, strict=True)):
+            if answered is not None:
+                out[i].answered = answered
+            elif isinstance(req, PaycellError):
+                out[i].error = req
+            else:
+                todo.append((i, cmds[i], req))
+        if todo:
+            _create(ctx, conn, todo, out)
+        if after is not None:
+            after(conn, out)
+        return out
+
+    done: list[Created] = ctx.ledger.transaction(work)
+    minutes = max(1, ctx.settings.sms_code_ttl_s // 60)
+    for c, d in zip(cmds, done, strict=True):
+        if d.code is not None and d.order is not None:
+            o = d.order
+            ctx.sms.send(o.payer_msisdn, rules.summary_text(
+                c.merchant.name, o.subject, format_amount(o.amount_fen), d.code, minutes))
+    return done
+
+
+def _checked(ctx: Context, c: CreateCommand) -> OrderRequest | PaycellError:
+    """The request as stored (the payer's number normalised), or why it is refused."""
+    try:
+        validate(ctx, c.req)
+        try:
+            payer = normalise_msisdn(c.req.payer_msisdn)
+        except InvalidMsisdnError as exc:
+            raise PaymentInvalidError(exc.message, field="payer_msisdn") from None
+    except PaycellError as exc:
+        return exc
+    return OrderRequest(**{**c.req.fingerprint(), "payer_msisdn": payer})
+
+
+def _create(ctx: Context, conn: Connection,
+            todo: list[tuple[int, CreateCommand, OrderRequest]], out: list[Created]) -> None:
+    t = payment_orders
+    old = {(r.merchant_id, r.out_trade_no): r for r in conn.execute(select(t).where(
+        tuple_(t.c.merchant_id, t.c.out_trade_no).in_(
+            [(c.merchant.id, req.out_trade_no) for _, c, req in todo])))}
+    s = subscribers
+    payers = {r.msisdn: r for r in conn.execute(select(s.c.id, s.c.msisdn).where(
+        s.c.msisdn.in_(sorted({req.payer_msisdn for *_, req in todo})),
+        s.c.state != "closed"))}
+    now = ctx.clock.now_us()
+    rows: list[dict[str, Any]] = []
+    new: list[tuple[int, CreateCommand, dict[str, Any]]] = []
+    for i, c, req in todo:
+        m = c.merchant
+        try:
+            first = old.get((m.id, req.out_trade_no))
+            if first is not None:
+                out[i].order = _same_or_conflict(first, req.fingerprint())
+                continue
+            if m.state != "active" or m.payable_account_id is None:
+                raise MerchantNotPayableError("this merchant cannot take payments now",
+                                              state=m.state)
+            payer = payers.get(req.payer_msisdn)
+            if payer is None:
+                raise PayerNotFoundError(
+                    f"no paycell wallet holds {mask_msisdn(req.payer_msisdn)}",
+                    field="payer_msisdn")
+        except PaycellError as exc:
+            out[i].error = exc
+            continue
+        expires_in = req.expires_in_s or ctx.settings.payment_default_expiry_s
+        row = dict(
+            trade_no="P" + secrets.token_hex(10), merchant_id=m.id, store_id=req.store_id,
+            out_trade_no=req.out_trade_no,
+            request_json=json.dumps(req.fingerprint(), sort_keys=True), kind=req.kind,
+            amount_fen=req.amount_fen, currency=req.currency, subject=req.subject.strip(),
+            payer_subscriber_id=payer.id, payer_msisdn=payer.msisdn,
+            notify_url=req.notify_url, return_url=req.return_url, state=rules.WAITING,
+            refunded_fen=0, expires_at=now + expires_in * 1_000_000, created_at=now,
+            updated_at=now)
+        rows.append(row)
+        new.append((i, c, row))
+    if not rows:
+        return
+    made = {r.trade_no: r for r in conn.execute(t.insert().returning(*t.c), rows)}
+    events, codes = [], []
+    for i, c, row in new:
+        order = to_order(made[row["trade_no"]])
+        out[i].order, out[i].created = order, True
+        events.append({"order_id": order.id, "from_state": None, "to_state": rules.WAITING,
+                       "actor": f"merchant:{c.merchant.id}", "note": None, "at": now})
+        if c.text_code:
+            out[i].code, fields = confirmations.new_order_code(ctx, order, now)
+            codes.append(fields)
+    conn.execute(payment_events.insert(), events)
+    if codes:
+        conn.execute(sms_confirmations.insert(), codes)

@@ -1,0 +1,105 @@
+"""Payment orders created many at once (payments/orders_batch.py): a batch answers as the same
+requests one after another would; the API's desk batches concurrent ones."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from payment_helpers import signed, wallet  # type: ignore[import-not-found]
+from sqlalchemy import func, select
+
+from paycell.context import Context
+from paycell.merchants.model import OnboardedMerchant
+from paycell.merchants.service import create_active_merchant
+from paycell.payments import orders
+from paycell.payments.orders_batch import CreateCommand, create_batch
+from paycell.payments.tables import payment_orders, sms_confirmations
+
+# A request: (out_trade_no 0-3, payer: a wallet / no wallet / not a number, amount, subject ok)
+requests = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["wallet", "none", "bad"]),
+                              st.sampled_from([0, 1, 4_990]), st.booleans()),
+                    min_size=1, max_size=8)
+
+
+def _world(ctx: Context) -> tuple[OnboardedMerchant, str]:
+    """A merchant whose out_trade_no 0 is taken by an earlier order, and a payer."""
+    shop = create_active_merchant(ctx, name="Batch Books", category="books")
+    payer, _ = wallet(ctx)
+    orders.create_order(ctx, shop.merchant, orders.OrderRequest(
+        out_trade_no="N-0", amount_fen=4_990, subject="earlier", payer_msisdn=payer.msisdn),
+        text_code=False)
+    return shop, payer.msisdn
+
+
+def _cmds(world: tuple[OnboardedMerchant, str], spec: list[Any]) -> list[CreateCommand]:
+    shop, payer = world
+    seen, out = set(), []
+    for n, who, amount, subject_ok in spec:
+        if n in seen:  # a batch holds an out_trade_no once
+            continue
+        seen.add(n)
+        number = {"wallet": payer, "none": "+8613900000000", "bad": "12"}[who]
+        out.append(CreateCommand(shop.merchant, orders.OrderRequest(
+            out_trade_no=f"N-{n}", amount_fen=amount, subject="earlier" if subject_ok else " ",
+            payer_msisdn=number)))
+    return out
+
+
+def _seen(ctx: Context, world: tuple[OnboardedMerchant, str], made: list[Any]) -> Any:
+    shop, _ = world
+    said = [(m.error.code, m.error.detail.get("field")) if m.error else
+            (m.created, m.order.out_trade_no, m.order.amount_fen, m.order.state) for m in made]
+    with ctx.engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(payment_orders).where(
+            payment_orders.c.merchant_id == shop.merchant.id)).scalar_one()
+        codes = conn.execute(select(func.count()).select_from(sms_confirmations).join(
+            payment_orders, payment_orders.c.id == sms_confirmations.c.order_id).where(
+            payment_orders.c.merchant_id == shop.merchant.id)).scalar_one()
+    return said, n, codes
+
+
+@hsettings(max_examples=15, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=requests)
+def test_a_batch_answers_as_the_requests_one_by_one(client: TestClient, ctx: Context,
+                                                    spec: list[Any]) -> None:
+    together, alone = _world(ctx), _world(ctx)
+    batched = create_batch(ctx, _cmds(together, spec))
+    one_by_one = [create_batch(ctx, [c])[0] for c in _cmds(alone, spec)]
+    assert _seen(ctx, together, batched) == _seen(ctx, alone, one_by_one)
+
+
+def test_the_desk_creates_concurrent_orders_once(client: TestClient, ctx: Context) -> None:
+    """Thirty orders in flight at once, each sent twice with its key, and five sent again
+    under new keys: thirty orders, every copy answered with its own order."""
+    shop = create_active_merchant(ctx, name="Desk Books", category="books")
+    payer, _ = wallet(ctx)
+    bodies = [{"out_trade_no": f"D-{i}", "amount_fen": 100 + i, "subject": "desk",
+               "payer_msisdn": payer.msisdn} for i in range(30)]
+    plan = [(b, str(uuid.uuid4())) for b in bodies]
+    plan += plan + [(b, str(uuid.uuid4())) for b in bodies[:5]]
+    auth = signed(ctx, shop)
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as hx:
+            return list(await asyncio.gather(*(
+                hx.post("/v1/payments", json=b, auth=auth, headers={"Idempotency-Key": k})
+                for b, k in plan)))
+
+    replies = client.portal.call(go)  # type: ignore[union-attr]
+    assert {r.status_code for r in replies} == {201}, replies[0].text
+    trade = [r.json()["trade_no"] for r in replies]
+    assert trade[:30] == trade[30:60] and trade[60:] == trade[:5] and len(set(trade)) == 30
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(payment_orders).where(
+            payment_orders.c.merchant_id == shop.merchant.id)).scalar_one() == 30
+    desk = client.app.state.desks["order-create"]  # type: ignore[attr-defined]
+    assert desk.items == 65 and desk.batches < 65
