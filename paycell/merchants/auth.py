@@ -125,6 +125,9 @@ def verify_request(ctx: Context, method: str, target: str, headers: Mapping[str,
 _prune = Every(NONCE_PRUNE_S)
 
 
+_REMEMBER = nonces.insert()  # built once: every signed request runs it
+
+
 def _remember_nonce(ctx: Context, key_id: str, nonce: str, expires_at: int,
                     now_us: int) -> None:
     """Insert (key id, nonce); the primary key refuses a replay. Now and then expired
@@ -133,8 +136,8 @@ def _remember_nonce(ctx: Context, key_id: str, nonce: str, expires_at: int,
         with ctx.engine.begin() as conn:
             if _prune.due(now_us):
                 conn.execute(delete(nonces).where(nonces.c.expires_at < now_us))
-            conn.execute(nonces.insert().values(key_id=key_id, nonce=nonce,
-                                                expires_at=expires_at))
+            conn.execute(_REMEMBER, {"key_id": key_id, "nonce": nonce,
+                                     "expires_at": expires_at})
     except IntegrityError:
         raise NonceReplayedError("this nonce was used already; every request needs a new one",
                                  nonce=nonce) from None

@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from paycell.context import Context
 from paycell.crypto import seal, unseal
@@ -161,14 +161,19 @@ def revoke_all(conn: Any, merchant_id: int, now: int) -> None:
                  .values(revoked_at=now))
 
 
+# Every signed merchant request runs these two: built once, not per request.
+_BY_KEY_ID = select(credentials).where(credentials.c.key_id == bindparam("kid"))
+_MERCHANT = select(merchants).where(merchants.c.id == bindparam("mid"))
+
+
 def lookup_key(ctx: Context, key_id: str) -> tuple[Credential, str | None, Merchant] | None:
     """The credential with this key id, its secret (HMAC) and its merchant; None if the
     key id is unknown."""
     with ctx.engine.connect() as conn:
-        row = conn.execute(select(credentials).where(credentials.c.key_id == key_id)).first()
+        row = conn.execute(_BY_KEY_ID, {"kid": key_id}).first()
         if row is None:
             return None
-        m = conn.execute(select(merchants).where(merchants.c.id == row.merchant_id)).one()
+        m = conn.execute(_MERCHANT, {"mid": row.merchant_id}).one()
     secret = (unseal(ctx.settings.secret_key, SECRET_PURPOSE, row.secret_sealed).decode()
               if row.secret_sealed else None)
     return _cred(row), secret, to_merchant(m)

@@ -64,6 +64,7 @@ def message_mac(key: bytes, method: str, target: str, terminal_id: str, timestam
 
 
 _prune_nonces = Every(NONCE_PRUNE_S)
+_REMEMBER = nonces.insert()  # built once: every terminal message runs it
 
 
 def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | None,
@@ -104,8 +105,8 @@ def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | N
         with ctx.engine.begin() as conn:
             if _prune_nonces.due(now_us):  # expired ones are only clutter (paycell.api.replay)
                 conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
-            conn.execute(nonces.insert().values(terminal_pk=term.id, nonce=nonce,
-                                                expires_at=(ts + window + 1) * 1_000_000))
+            conn.execute(_REMEMBER, {"terminal_pk": term.id, "nonce": nonce,
+                                     "expires_at": (ts + window + 1) * 1_000_000})
     except IntegrityError:
         raise TerminalNonceReplayedError("this nonce was used already") from None
     if term.state != "active":

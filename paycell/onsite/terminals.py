@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from paycell.context import Context
@@ -142,11 +142,15 @@ def lock_terminal(conn: Connection, terminal_pk: int) -> Any:
                         ).one()
 
 
+# Every terminal message reads its terminal: built once, so SQLAlchemy neither rebuilds the
+# statement nor recomputes its cache key per message.
+_BY_TERMINAL_ID = select(terminals).where(terminals.c.terminal_id == bindparam("tid"))
+
+
 def terminal_row(ctx: Context, terminal_id: str) -> Any:
     """The terminal's row (its sealed key included), or None."""
     with ctx.engine.connect() as conn:
-        return conn.execute(select(terminals).where(
-            terminals.c.terminal_id == terminal_id.strip().upper())).first()
+        return conn.execute(_BY_TERMINAL_ID, {"tid": terminal_id.strip().upper()}).first()
 
 
 def get_terminal(ctx: Context, terminal_id: str) -> Terminal:

@@ -40,6 +40,23 @@ _ADD_USAGE = text(
     " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen")
 
 
+def _lock_statement(numbers: bool, pg: bool) -> Any:
+    s = subscribers
+    cond: Any = s.c.id.in_(bindparam("ids", expanding=True))
+    if numbers:
+        cond = or_(cond, and_(s.c.msisdn.in_(bindparam("numbers", expanding=True)),
+                              s.c.state != "closed"))
+    stmt = select(s).where(cond).order_by(s.c.id)
+    return stmt.with_for_update() if pg else stmt
+
+
+# Built once (every batch runs them): by (numbers asked for, PostgreSQL).
+_LOCK = {(n, pg): _lock_statement(n, pg) for n in (False, True) for pg in (False, True)}
+_USED = select(usage.c.subscriber_id, usage.c.period, usage.c.used_fen).where(
+    usage.c.subscriber_id.in_(bindparam("ids", expanding=True)),
+    usage.c.period.in_([bindparam("day"), bindparam("month")]))
+
+
 class Wallets:
     """Locks the subscribers ``ids`` and the open wallets of ``numbers`` (one statement, id
     order: FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds everything already)."""
@@ -48,18 +65,12 @@ class Wallets:
                  ids: Iterable[int] = (), numbers: Iterable[str] = ()) -> None:
         self.settings, self.now = settings, now
         self.day, self.month = periods(now)
-        s = subscribers
         ids, numbers = sorted(set(ids)), sorted(set(numbers))
-        cond: Any = s.c.id.in_(ids)
-        if numbers:
-            cond = or_(cond, and_(s.c.msisdn.in_(numbers), s.c.state != "closed"))
-        stmt = select(s).where(cond).order_by(s.c.id)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+        stmt = _LOCK[(bool(numbers), conn.dialect.name == "postgresql")]
         self._rows: dict[int, Any] = {}
         self._open: dict[str, Any] = {}
         wanted = set(numbers)
-        for r in conn.execute(stmt):
+        for r in conn.execute(stmt, {"ids": ids, "numbers": numbers}):
             self._rows[r.id] = r
             if r.state != "closed" and r.msisdn in wanted:
                 self._open[r.msisdn] = r
@@ -69,9 +80,8 @@ class Wallets:
         self._pin_dirty: set[int] = set()
         self._events: list[tuple[int, str]] = []
         self._used = {(r.subscriber_id, r.period): int(r.used_fen) for r in conn.execute(
-            select(usage.c.subscriber_id, usage.c.period, usage.c.used_fen).where(
-                usage.c.subscriber_id.in_(list(self._rows)),
-                usage.c.period.in_((self.day, self.month))))} if self._rows else {}
+            _USED, {"ids": list(self._rows), "day": self.day, "month": self.month})
+        } if self._rows else {}
         self._added: dict[tuple[int, str], int] = {}
 
     def __contains__(self, subscriber_id: object) -> bool:
