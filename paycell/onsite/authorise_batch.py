@@ -30,8 +30,9 @@ from paycell.merchants.service import to_merchant
 from paycell.merchants.tables import merchants, stores
 from paycell.onsite import authorise as au
 from paycell.onsite import cards
+from paycell.onsite.terminal_auth import Signed, TerminalNonceReplayedError, spend_nonces
 from paycell.onsite.terminal_tables import authorisations, terminals
-from paycell.onsite.terminals import Terminal, require_open_batch
+from paycell.onsite.terminals import Terminal, TerminalNotActiveError, require_open_batch
 from paycell.subscribers.batch import Wallets
 from paycell.subscribers.errors import (
     LimitExceededError,
@@ -45,6 +46,9 @@ from paycell.subscribers.errors import (
 class Tap:
     term: Terminal
     req: au.AuthRequest
+    # The API's message, MAC checked: its nonce is spent and the terminal's state checked
+    # in the batch's transaction (None: the caller authenticated the terminal already).
+    signed: Signed | None = None
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -83,14 +87,14 @@ def authorise_batch(ctx: Context, taps: Sequence[Tap]) -> list[Answer]:
     PaycellError of a malformed message or a batch that is not open."""
     if len({t.key for t in taps}) != len(taps):
         raise ValueError("a batch holds each (terminal, batch, STAN) once")
-    out: list[Answer | None] = [None] * len(taps)
-    pre = _prechecks(ctx, taps, out)
+    refused: list[Answer | None] = [None] * len(taps)  # by the prechecks
+    pre = _prechecks(ctx, taps, refused)
     again: dict[int, Any] = {}  # a used STAN with another message: answered after the commit
 
     def work(conn: Connection) -> list[Answer | None]:
         again.clear()
-        answers = list(out)
-        _decide(ctx, conn, taps, pre, answers, again)
+        answers: list[Answer | None] = [None] * len(taps)
+        _decide(ctx, conn, taps, pre, refused, answers, again)
         return answers
 
     answers = ctx.ledger.transaction(work)
@@ -159,15 +163,32 @@ def _prechecks(ctx: Context, taps: Sequence[Tap], out: list[Answer | None]
 
 
 def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre | None],
-            out: list[Answer | None], again: dict[int, Any]) -> None:
-    live = [(i, taps[i], p) for i, p in enumerate(pre) if p is not None]
-    if not live:
-        return
+            refused: list[Answer | None], out: list[Answer | None],
+            again: dict[int, Any]) -> None:
     pg = conn.dialect.name == "postgresql"
     now = ctx.clock.now_us()
-    # Every money message of a terminal takes its lock first (terminals.lock_terminal).
-    term_rows = {r.id: r for r in conn.execute(
-        _locked(select(terminals), terminals.c.id, {t.term.id for _, t, _ in live}, pg))}
+    # The terminal's authentication first, as for any other message: the nonce, then its
+    # state (under its row lock, which every money message of a terminal takes first).
+    signed = [(i, t.signed) for i, t in enumerate(taps) if t.signed is not None]
+    replayed = {signed[k][0] for k in spend_nonces(conn, [s for _, s in signed], now)
+                } if signed else set()
+    term_rows = {r.id: r for r in conn.execute(_locked(
+        select(terminals), terminals.c.id,
+        {t.term.id for i, t in enumerate(taps) if i not in replayed}, pg))}
+    live = []
+    for i, (t, p) in enumerate(zip(taps, pre, strict=True)):
+        state = term_rows[t.term.id].state if i not in replayed else None
+        if i in replayed:
+            out[i] = TerminalNonceReplayedError("this nonce was used already")
+        elif t.signed is not None and state != "active":
+            out[i] = TerminalNotActiveError(f"terminal {t.term.terminal_id} is {state}",
+                                            state=state)
+        elif p is None:
+            out[i] = refused[i]
+        else:
+            live.append((i, t, p))
+    if not live:
+        return
     a = authorisations
     seen = {(r.terminal_pk, r.batch_no, r.stan): r for r in conn.execute(select(a).where(
         tuple_(a.c.terminal_pk, a.c.batch_no, a.c.stan).in_([t.key for _, t, _ in live])))}

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from paycell.api.replay import NONCE_PRUNE_S, Every
@@ -67,6 +71,15 @@ _prune_nonces = Every(NONCE_PRUNE_S)
 _REMEMBER = nonces.insert()  # built once: every terminal message runs it
 
 
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A terminal message whose MAC and timestamp are right; its nonce not yet spent."""
+
+    terminal: Terminal  # as last read: its state and batch may have moved since
+    nonce: str
+    expires_at: int  # when the nonce may be forgotten (µs)
+
+
 def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | None,
                  timestamp: str | None, nonce: str | None, mac: str | None, body: bytes
                  ) -> Terminal:
@@ -74,6 +87,88 @@ def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | N
     ``terminal_unknown``, ``terminal_mac_invalid``, ``terminal_timestamp_stale``,
     ``terminal_nonce_replayed``) / 403 ``terminal_not_active``. The nonce is remembered only
     for a message whose MAC is right."""
+    row = terminal_row(ctx, _checked_id(terminal_id, timestamp, nonce, mac))
+    if row is None:
+        raise TerminalUnknownError(f"no terminal {terminal_id}")
+    key = unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
+    signed = _verify(ctx, to_terminal(row), key, method, target, timestamp, nonce, mac, body)
+    now_us = ctx.clock.now_us()
+    term = signed.terminal
+    try:
+        with ctx.engine.begin() as conn:
+            if _prune_nonces.due(now_us):  # expired ones are only clutter (paycell.api.replay)
+                conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
+            conn.execute(_REMEMBER, {"terminal_pk": term.id, "nonce": signed.nonce,
+                                     "expires_at": signed.expires_at})
+    except IntegrityError:
+        raise TerminalNonceReplayedError("this nonce was used already") from None
+    if term.state != "active":
+        raise TerminalNotActiveError(f"terminal {term.terminal_id} is {term.state}",
+                                     state=term.state)
+    return term
+
+
+def verify_signed(ctx: Context, *, method: str, target: str, terminal_id: str | None,
+                  timestamp: str | None, nonce: str | None, mac: str | None, body: bytes
+                  ) -> Signed:
+    """:func:`authenticate`'s checks but the nonce and the terminal's state, which the
+    caller checks in its own transaction (:func:`spend_nonces`, the terminal's locked row):
+    the batched authorisation does both for a whole batch. A terminal's key and store never
+    change, so they are remembered per process; its state is not."""
+    tid = _checked_id(terminal_id, timestamp, nonce, mac)
+    keys = _keys(ctx)
+    known = keys.get(tid)
+    if known is None:
+        row = terminal_row(ctx, tid)
+        if row is None:
+            raise TerminalUnknownError(f"no terminal {terminal_id}")
+        known = to_terminal(row), unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
+        if len(keys) >= _KNOWN_MAX:
+            keys.clear()
+        keys[tid] = known
+    return _verify(ctx, *known, method, target, timestamp, nonce, mac, body)
+
+
+def spend_nonces(conn: Connection, signed: Sequence[Signed], now_us: int) -> set[int]:
+    """Remember the messages' nonces in the caller's transaction; the indexes of those used
+    before (replays: refuse them with :class:`TerminalNonceReplayedError`)."""
+    if _prune_nonces.due(now_us):
+        conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
+    rows = {(s.terminal.id, s.nonce): s for s in signed}
+    ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(nonces)
+    new = {(r.terminal_pk, r.nonce) for r in conn.execute(
+        ins.on_conflict_do_nothing().returning(nonces.c.terminal_pk, nonces.c.nonce),
+        [{"terminal_pk": t, "nonce": n, "expires_at": s.expires_at}
+         for (t, n), s in sorted(rows.items())])}
+    seen: set[tuple[int, str]] = set()
+    replayed = set()
+    for i, s in enumerate(signed):
+        k = (s.terminal.id, s.nonce)
+        if k not in new or k in seen:
+            replayed.add(i)
+        seen.add(k)
+    return replayed
+
+
+_KNOWN_MAX = 100_000
+
+
+def _keys(ctx: Context) -> dict[str, tuple[Terminal, bytes]]:
+    """The terminals (and keys) this context's process has read, by terminal id."""
+    keys: dict[str, tuple[Terminal, bytes]] | None = getattr(ctx, "_terminal_keys", None)
+    if keys is None:
+        keys = {}
+        ctx._terminal_keys = keys  # type: ignore[attr-defined]
+    return keys
+
+
+def known(ctx: Context, terminal_id: str | None) -> bool:
+    """Whether :func:`verify_signed` can check this terminal's MAC without reading it."""
+    return terminal_id is not None and terminal_id.strip().upper() in _keys(ctx)
+
+
+def _checked_id(terminal_id: str | None, timestamp: str | None, nonce: str | None,
+                mac: str | None) -> str:
     if not (terminal_id or timestamp or nonce or mac):
         from paycell.api.auth import AuthenticationRequiredError
 
@@ -87,11 +182,12 @@ def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | N
             and nonce.replace("-", "").replace("_", "").isalnum()):
         raise TerminalAuthRequiredError("the timestamp is unix seconds and the nonce 8 to 64 "
                                         "letters, digits, - or _")
-    row = terminal_row(ctx, terminal_id)  # the terminal and its sealed key in one read
-    if row is None:
-        raise TerminalUnknownError(f"no terminal {terminal_id}")
-    term = to_terminal(row)
-    key = unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
+    return terminal_id.strip().upper()
+
+
+def _verify(ctx: Context, term: Terminal, key: bytes, method: str, target: str,
+            timestamp: str | None, nonce: str | None, mac: str | None, body: bytes) -> Signed:
+    assert timestamp is not None and nonce is not None and mac is not None
     expected = message_mac(key, method, target, term.terminal_id, timestamp, nonce, body)
     if not hmac.compare_digest(expected, mac.upper()):
         raise TerminalMacInvalidError("the MAC does not match the message")
@@ -101,15 +197,4 @@ def authenticate(ctx: Context, *, method: str, target: str, terminal_id: str | N
     if abs(now_us // 1_000_000 - ts) > window:
         raise TerminalTimestampStaleError(f"the timestamp is more than {window}s off our clock",
                                           server_time=now_us // 1_000_000)
-    try:
-        with ctx.engine.begin() as conn:
-            if _prune_nonces.due(now_us):  # expired ones are only clutter (paycell.api.replay)
-                conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
-            conn.execute(_REMEMBER, {"terminal_pk": term.id, "nonce": nonce,
-                                     "expires_at": (ts + window + 1) * 1_000_000})
-    except IntegrityError:
-        raise TerminalNonceReplayedError("this nonce was used already") from None
-    if term.state != "active":
-        raise TerminalNotActiveError(f"terminal {term.terminal_id} is {term.state}",
-                                     state=term.state)
-    return term
+    return Signed(term, nonce, (ts + window + 1) * 1_000_000)

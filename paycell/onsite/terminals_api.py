@@ -56,6 +56,30 @@ async def current_terminal(request: Request, _: str | None = Depends(_tid)) -> t
 
 
 TermDep = Annotated[tm.Terminal, Depends(current_terminal)]
+
+
+async def signed_message(request: Request, _: str | None = Depends(_tid)
+                         ) -> terminal_auth.Signed:
+    """FastAPI dependency for the batched authorisation: the message's MAC and timestamp
+    checked (the terminal's key is remembered per process); its nonce and the terminal's
+    state are left to the batch's transaction."""
+    ctx: Context = request.app.state.ctx
+    body = await request.body()
+    h = request.headers
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+    def verify() -> terminal_auth.Signed:
+        return terminal_auth.verify_signed(
+            ctx, method=request.method, target=target, terminal_id=h.get("X-Terminal-Id"),
+            timestamp=h.get("X-Terminal-Timestamp"), nonce=h.get("X-Terminal-Nonce"),
+            mac=h.get("X-Terminal-MAC"), body=body)
+
+    if terminal_auth.known(ctx, h.get("X-Terminal-Id")):
+        return verify()  # no database read: no thread needed
+    return await run_in_threadpool(verify)
+
+
+SignedDep = Annotated[terminal_auth.Signed, Depends(signed_message)]
 Stan = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="system trace audit number")]
 BatchNo = Annotated[int, Field(ge=1, le=999_999)]
 Fen = Annotated[int, Field(gt=0, le=10**12)]
@@ -234,10 +258,12 @@ def sign_on(ctx: CtxDep, term: TermDep) -> BatchOut:
 
 @terminal_router.post("/authorisations", response_model=AuthOut,
                       summary="Online authorisation of a tap (ARQC in, ARPC out)")
-async def authorise(request: Request, ctx: CtxDep, term: TermDep, body: AuthIn) -> AuthOut:
+async def authorise(request: Request, ctx: CtxDep, signed: SignedDep, body: AuthIn
+                    ) -> AuthOut:
     """Taps arriving together are decided together, in one transaction (the ``nfc`` desk,
-    ``onsite/authorise_batch.py``); each gets the answer it would alone."""
-    tap = ab.Tap(term, au.AuthRequest(**body.model_dump()))
+    ``onsite/authorise_batch.py``); each gets the answer it would alone. The message's
+    nonce and the terminal's state are checked in that transaction too."""
+    tap = ab.Tap(signed.terminal, au.AuthRequest(**body.model_dump()), signed)
     desk = desk_of(request.app.state, "nfc", lambda: Desk(
         "nfc", lambda taps: ab.authorise_batch(ctx, taps), keys=lambda t: (t.key,)))
     answer: au.Authorisation = await desk.submit(tap)

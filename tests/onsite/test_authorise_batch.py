@@ -113,3 +113,29 @@ def test_the_desk_batches_concurrent_taps_through_the_api(client: TestClient,
     desk = client.app.state.desks["nfc"]  # type: ignore[attr-defined]
     assert desk.items == 80 and desk.batches < 80
     assert audit(ctx.engine).ok
+
+
+def test_a_tap_spends_its_nonce_and_needs_an_active_terminal(client: TestClient,
+                                                              ctx: Context) -> None:
+    """The authorisation checks its message's nonce and the terminal's state in the batch's
+    transaction: a replayed message is refused, and a terminal suspended after its key was
+    remembered is refused too."""
+    m = shop(ctx)
+    reg = terminal(ctx, m)
+    p = PosSim(client, reg.terminal.terminal_id, reg.key_hex, m.merchant.code, "S1",
+               clock=ctx.clock)
+    p.sign_on()
+    holder = card_holder(ctx, 10_000)
+    path = "/v1/terminal/authorisations"
+    body = httpx.Request("POST", "http://t", json=p.message(holder.sim, 500,
+                                                            p.next_stan())).content
+    headers = {**p.auth.headers("POST", path, body), "Content-Type": "application/json"}
+    first = client.post(path, content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["approved"]
+    again = client.post(path, content=body, headers=headers)
+    assert again.status_code == 401 and again.json()["code"] == "terminal_nonce_replayed"
+    tm.change_state(ctx, reg.terminal.terminal_id, "suspend", "test")
+    msg = p.message(holder.sim, 500, p.next_stan())
+    r = client.post(path, json=msg, auth=p.auth)
+    assert r.status_code == 403 and r.json()["code"] == "terminal_not_active"
+    assert balance(ctx, holder.sub.wallet_account_id) == 9_500
