@@ -48,7 +48,9 @@ __all__ = ["client", "clock", "ctx", "settings"]  # fixtures, imported for pytes
 
 # The dependency that authenticates each family: a route in a family must use it.
 AUTH_DEPENDENCY = {"subscriber": {"current_subscriber", "current_session"},
-                   "merchant": {"current_merchant"}, "terminal": {"current_terminal"},
+                   "merchant": {"current_merchant"},
+                   # signed_message: the batched authorisation (nonce and state in the batch)
+                   "terminal": {"current_terminal", "signed_message"},
                    "agent": {"current_agent"}, "operator": {"require_operator"}}
 ADMIN_ONLY = {("GET", "/v1/operators"), ("POST", "/v1/operators"),
               ("POST", "/v1/operators/{name}/disable")}
