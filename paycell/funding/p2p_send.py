@@ -21,12 +21,13 @@ the answers in ``after``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from paycell.batching import After, Ahead, around
 from paycell.clock import from_us
 from paycell.context import Context
 from paycell.errors import PaycellError
@@ -91,8 +92,6 @@ class Sent:
         return self.transfer
 
 
-Ahead = Callable[[Connection], Sequence[Any]]
-After = Callable[[Connection, list[Sent]], None]
 
 
 def send_transfer(
@@ -139,23 +138,21 @@ def send_batch(ctx: Context, cmds: Sequence[SendCommand], *, ahead: Ahead | None
 def _attempt(ctx: Context, conn: Connection, cmds: Sequence[SendCommand],
              ahead: Ahead | None, after: After | None, claimable: int) -> list[Sent]:
     sent = [Sent() for _ in cmds]
-    pre = ahead(conn) if ahead is not None else [None] * len(cmds)
-    todo: list[tuple[int, SendCommand, str, str]] = []  # (index, command, to, ref)
-    for i, (c, answered) in enumerate(zip(cmds, pre, strict=True)):
-        if answered is not None:
-            sent[i].answered = answered
-            continue
-        try:
-            to = _checked(c)
-        except PaycellError as exc:
-            sent[i].error = exc
-            continue
-        todo.append((i, c, to, c.ref or rules.p2p_ref(c.sender.id, None)))
-    if todo:
-        _run(ctx, conn, todo, sent, claimable)
-    if after is not None:
-        after(conn, sent)
-    return sent
+
+    def run(todo: list[int]) -> None:
+        checked: list[tuple[int, SendCommand, str, str]] = []  # (index, command, to, ref)
+        for i in todo:
+            c = cmds[i]
+            try:
+                to = _checked(c)
+            except PaycellError as exc:
+                sent[i].error = exc
+                continue
+            checked.append((i, c, to, c.ref or rules.p2p_ref(c.sender.id, None)))
+        if checked:
+            _run(ctx, conn, checked, sent, claimable)
+
+    return around(conn, sent, run, ahead, after)
 
 
 def _checked(c: SendCommand) -> str:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
 
+from paycell.batching import After, Ahead, around
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.merchants.model import Merchant
@@ -65,8 +66,6 @@ class Created:
         return self.order, self.created
 
 
-Ahead = Callable[[Connection], Sequence[Any]]
-After = Callable[[Connection, list[Created]], None]
 
 
 def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | None = None,
@@ -78,20 +77,17 @@ def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | 
 
     def work(conn: Connection) -> list[Created]:
         out = [Created() for _ in cmds]
-        pre = ahead(conn) if ahead is not None else [None] * len(cmds)
-        todo = []
-        for i, (answered, req) in enumerate(zip(pre, checked, strict=True)):
-            if answered is not None:
-                out[i].answered = answered
-            elif isinstance(req, PaycellError):
-                out[i].error = req
-            else:
-                todo.append((i, cmds[i], req))
-        if todo:
-            _create(ctx, conn, todo, out)
-        if after is not None:
-            after(conn, out)
-        return out
+
+        def run(todo: list[int]) -> None:
+            for i in todo:
+                if isinstance(req := checked[i], PaycellError):
+                    out[i].error = req
+            fine = [(i, cmds[i], req) for i in todo
+                    if isinstance(req := checked[i], OrderRequest)]
+            if fine:
+                _create(ctx, conn, fine, out)
+
+        return around(conn, out, run, ahead, after)
 
     done: list[Created] = ctx.ledger.transaction(work)
     minutes = max(1, ctx.settings.sms_code_ttl_s // 60)

@@ -13,12 +13,13 @@ hands it the confirmations that arrived while the previous batch ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from paycell.batching import After, Ahead, around
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.ledger import TransferFlags, TransferRequest, chart
@@ -68,8 +69,6 @@ class Paid:
         return self.order
 
 
-Ahead = Callable[[Connection], Sequence[Any]]
-After = Callable[[Connection, list[Paid]], None]
 
 
 def pay_batch(ctx: Context, cmds: Sequence[PayCommand], *, ahead: Ahead | None = None,
@@ -79,18 +78,8 @@ def pay_batch(ctx: Context, cmds: Sequence[PayCommand], *, ahead: Ahead | None =
 
     def work(conn: Connection) -> list[Paid]:
         paid = [Paid() for _ in cmds]
-        pre = ahead(conn) if ahead is not None else [None] * len(cmds)
-        todo = []
-        for i, answered in enumerate(pre):
-            if answered is not None:
-                paid[i].answered = answered
-            else:
-                todo.append(i)
-        if todo:
-            _pay(ctx, conn, [(i, cmds[i]) for i in todo], paid)
-        if after is not None:
-            after(conn, paid)
-        return paid
+        return around(conn, paid, lambda todo: _pay(ctx, conn, [(i, cmds[i]) for i in todo],
+                                                     paid), ahead, after)
 
     result: list[Paid] = ctx.ledger.transaction(work)
     return result
