@@ -62,15 +62,21 @@ class Wallets:
     order: FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds everything already)."""
 
     def __init__(self, conn: Connection, settings: Settings, now: int, *,
-                 ids: Iterable[int] = (), numbers: Iterable[str] = ()) -> None:
+                 ids: Iterable[int] = (), numbers: Iterable[str] = (),
+                 locked: Iterable[Any] = ()) -> None:
+        """``locked``: rows the caller has locked already (in this transaction), used as
+        they are instead of ``ids``."""
         self.settings, self.now = settings, now
         self.day, self.month = periods(now)
         ids, numbers = sorted(set(ids)), sorted(set(numbers))
-        stmt = _LOCK[(bool(numbers), conn.dialect.name == "postgresql")]
         self._rows: dict[int, Any] = {}
         self._open: dict[str, Any] = {}
         wanted = set(numbers)
-        for r in conn.execute(stmt, {"ids": ids, "numbers": numbers}):
+        rows = list(locked)
+        if ids or numbers:
+            stmt = _LOCK[(bool(numbers), conn.dialect.name == "postgresql")]
+            rows += conn.execute(stmt, {"ids": ids, "numbers": numbers}).all()
+        for r in rows:
             self._rows[r.id] = r
             if r.state != "closed" and r.msisdn in wanted:
                 self._open[r.msisdn] = r

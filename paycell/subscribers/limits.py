@@ -24,17 +24,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, select, update
 
 from paycell.config import Settings, get_settings
 from paycell.ledger.errors import AmountNotPositiveError
 from paycell.ledger.model import TransferResult
 from paycell.ledger.tables import accounts
+from paycell.subscribers.batch import Wallets
 from paycell.subscribers.errors import (
     BalanceCapExceededError,
-    LimitExceededError,
     SubscriberClosedError,
-    SubscriberFrozenError,
     SubscriberNotFoundError,
 )
 from paycell.subscribers.service import lock_row
@@ -104,53 +103,17 @@ def guard_outflow(conn: Connection, subscriber_id: int, amount_fen: int, now_us:
     Raises SubscriberClosedError / SubscriberFrozenError unless the wallet is active,
     LimitExceededError (``limit``: per_transaction, daily or monthly, ``limit_fen``,
     ``remaining_fen``) if the tier's limit would be passed. Pass ``settings=ctx.settings``
-    so that configured tiers apply (default: the process's).
-
-    The day's and month's usage are counted and read back in one statement, then checked:
-    a refusal raises, and every caller lets it abort its transaction, so the count goes
-    with the rollback.
+    so that configured tiers apply (default: the process's). The checks are the batched
+    use cases' own (:class:`~paycell.subscribers.batch.Wallets`), for one wallet; a refusal
+    raises before anything is counted.
     """
     if not isinstance(amount_fen, int) or amount_fen <= 0:
         raise AmountNotPositiveError("an outflow is a positive number of fen")
-    if row is None:
-        row = lock_row(conn, subscriber_id)
-    if row.state == "closed":
-        raise SubscriberClosedError("this wallet is closed")
-    if row.state == "frozen":
-        raise SubscriberFrozenError("this wallet is frozen: it can receive, not pay")
-    tier = _tier(settings, row.tier)
-    if amount_fen > tier.per_transaction_fen:
-        raise LimitExceededError(
-            f"over the tier {tier.tier} limit per transaction", limit="per_transaction",
-            limit_fen=tier.per_transaction_fen, remaining_fen=tier.per_transaction_fen)
-    day, month = periods(now_us)
-    now_used = _count(conn, subscriber_id, day, month, amount_fen)
-    for name, cap, period in (("daily", tier.daily_fen, day),
-                              ("monthly", tier.monthly_fen, month)):
-        if now_used[period] > cap:
-            used = now_used[period] - amount_fen
-            raise LimitExceededError(f"over the tier {tier.tier} {name} outflow limit",
-                                     limit=name, limit_fen=cap, remaining_fen=max(0, cap - used))
-
-
-# The day's and the month's rows, counted and read back in one statement. Plain SQL, the
-# same on both databases, so that it compiles once (a multi-row ``values()`` is compiled
-# anew at every call).
-_COUNT = text(
-    "INSERT INTO subscriber_usage (subscriber_id, period, used_fen)"
-    " VALUES (:sid, :day, :amount), (:sid, :month, :amount)"
-    " ON CONFLICT (subscriber_id, period)"
-    " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen"
-    " RETURNING period, used_fen")
-
-
-def _count(conn: Connection, subscriber_id: int, day: str, month: str,
-           amount_fen: int) -> dict[str, int]:
-    """Add ``amount_fen`` to the day's and the month's usage (rows made as needed); the new
-    totals by period."""
-    rows = conn.execute(_COUNT, {"sid": subscriber_id, "day": day, "month": month,
-                                 "amount": amount_fen})
-    return {p: int(u) for p, u in rows}
+    w = Wallets(conn, settings or get_settings(), now_us,
+                **({"locked": [row]} if row is not None else {"ids": [subscriber_id]}))
+    w.check_outflow(subscriber_id, amount_fen)
+    w.count_outflow(subscriber_id, amount_fen)
+    w.write(conn)
 
 
 def release_outflow(conn: Connection, subscriber_id: int, amount_fen: int, at_us: int) -> None:
