@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -203,7 +204,9 @@ def write_payout_file(ctx: Context, batch_id: int, path: Path) -> Path:
         details = {k: _bank_details(conn, k, [r.party_id for r in rows if r.party_kind == k])
                    for k in PURPOSES}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # A temporary name of this writer's own: two runs at once (the test does that) both
+    # write the same content, and each renames its own file into place.
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["H", FILE_TAG, VERSION, b.id, b.business_date, b.bank, len(rows),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from pathlib import Path
 
 from paycell.context import Context
@@ -25,7 +26,7 @@ def write_report(ctx: Context, business_date: str) -> tuple[Path, list[tuple[str
     largest)."""
     path = report_path(ctx, business_date)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # this writer's own
     totals = dict.fromkeys(SUMMED, 0)
     top: list[tuple[str, int]] = []
     with tmp.open("w", newline="", encoding="utf-8") as fh:
