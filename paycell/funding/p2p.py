@@ -1,4 +1,5 @@
-"""P2P transfers by MSISDN, confirmed with the payment PIN.
+"""P2P transfers by MSISDN, confirmed with the payment PIN (sending them, one or many at
+once: ``p2p_send.py``; claiming, returning and listing them: here).
 
 To a registered wallet: one transfer ``p2p:{ref}`` wallet -> wallet (``TransferCode.P2P``).
 To a number without a wallet: a hold ``p2p:{ref}`` from the sender's wallet to the P2P

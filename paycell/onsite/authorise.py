@@ -1,5 +1,8 @@
 """Online authorisation of a tap at a POS terminal, and its reversal, void and refund.
 
+This module holds the messages, the answers and the rules; the use case that applies them
+(one tap or many at once) is ``authorise_batch.py``.
+
 A terminal (already authenticated by its message MAC, see ``terminals.authenticate``)
 sends the card's data and ARQC. Checks, in order, each failure a *decline* with an
 ISO 8583-like response code (``RESPONSE_CODES``), written as an authorisation row, no money
