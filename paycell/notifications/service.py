@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,16 +110,36 @@ def enqueue(conn: Connection, *, merchant_id: int, event: str, payload: dict[str
     the delivered body. Raises :class:`NotifyUrlInvalidError` for a URL that is not
     absolute http(s), ValueError for an empty or over-long ``event``.
     """
-    check_notify_url(url)
-    if not event or len(event) > EVENT_MAX:
-        raise ValueError(f"an event name is 1 to {EVENT_MAX} characters")
-    notification_id = new_notification_id()
-    conn.execute(notifications.insert().values(
-        id=notification_id, merchant_id=merchant_id, event=event,
-        payload=json.dumps(payload, ensure_ascii=False, separators=(",", ":")), url=url,
-        state="pending", attempts=0, auto_attempts=0, next_attempt_at=now_us,
-        created_at=now_us))
-    return notification_id
+    return enqueue_many(conn, [Outgoing(merchant_id, event, payload, url)], now_us)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One notification for :func:`enqueue_many`."""
+
+    merchant_id: int
+    event: str
+    payload: dict[str, Any]
+    url: str
+
+
+def enqueue_many(conn: Connection, items: Sequence[Outgoing], now_us: int) -> list[str]:
+    """:func:`enqueue` for several notifications, written with one statement (a batch's)."""
+    rows: list[dict[str, Any]] = []
+    ids: list[str] = []
+    for n in items:
+        check_notify_url(n.url)
+        if not n.event or len(n.event) > EVENT_MAX:
+            raise ValueError(f"an event name is 1 to {EVENT_MAX} characters")
+        ids.append(new_notification_id())
+        rows.append(dict(
+            id=ids[-1], merchant_id=n.merchant_id, event=n.event,
+            payload=json.dumps(n.payload, ensure_ascii=False, separators=(",", ":")),
+            url=n.url, state="pending", attempts=0, auto_attempts=0, next_attempt_at=now_us,
+            created_at=now_us))
+    if rows:
+        conn.execute(notifications.insert(), rows)
+    return ids
 
 
 def get_notification(ctx: Context, notification_id: str, *,

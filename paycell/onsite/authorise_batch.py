@@ -177,10 +177,9 @@ def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre 
         {t.term.id for i, t in enumerate(taps) if i not in replayed}, pg))}
     live = []
     for i, (t, p) in enumerate(zip(taps, pre, strict=True)):
-        state = term_rows[t.term.id].state if i not in replayed else None
         if i in replayed:
             out[i] = TerminalNonceReplayedError("this nonce was used already")
-        elif t.signed is not None and state != "active":
+        elif t.signed is not None and (state := term_rows[t.term.id].state) != "active":
             out[i] = TerminalNotActiveError(f"terminal {t.term.terminal_id} is {state}",
                                             state=state)
         elif p is None:

@@ -28,7 +28,7 @@ from paycell.ledger.posting import Posting
 from paycell.merchants.model import Merchant
 from paycell.merchants.service import to_merchant
 from paycell.merchants.tables import merchants
-from paycell.notifications.service import enqueue
+from paycell.notifications.service import Outgoing, enqueue_many
 from paycell.payments import confirmations, rules
 from paycell.payments.errors import (
     InsufficientBalanceError,
@@ -108,8 +108,8 @@ def _pay(ctx: Context, conn: Connection, todo: list[tuple[int, PayCommand]],
             order = _one(ctx, w, posting, c, was, shops, now)
             if order is not was and was is not None:
                 orders[c.trade_no] = order
-                first = changed.get(c.trade_no, (was.state, order))[0]
-                changed[c.trade_no] = (first, order)
+                # Paid once per batch: a second command finds it paid and changes nothing.
+                changed[c.trade_no] = (was.state, order)
                 events.append({"order_id": order.id, "from_state": was.state,
                                "to_state": order.state, "actor": c.actor or
                                f"subscriber:{c.subscriber.id}", "note": None, "at": now})
@@ -129,12 +129,12 @@ def _pay(ctx: Context, conn: Connection, todo: list[tuple[int, PayCommand]],
         conn.execute(update(sms_confirmations).where(
             sms_confirmations.c.order_id.in_(sorted(o.id for _, o in changed.values())),
             sms_confirmations.c.state == confirmations.OPEN).values(state=confirmations.DEAD))
-        for _, o in changed.values():  # the merchant's notification, as orders.notify
-            shop = shops[o.merchant_id]
-            url = o.notify_url or shop.default_notify_url
-            if url:
-                enqueue(conn, merchant_id=o.merchant_id, event=f"payment.{o.state}",
-                        payload=public_view(o, shop), url=url, now_us=now)
+        # The merchants' notifications, as orders.notify writes them one at a time.
+        enqueue_many(conn, [
+            Outgoing(o.merchant_id, f"payment.{o.state}", public_view(o, shops[o.merchant_id]),
+                     url)
+            for _, o in changed.values()
+            if (url := o.notify_url or shops[o.merchant_id].default_notify_url)], now)
     posting.finish()
 
 

@@ -159,17 +159,10 @@ class Wallets:
             self._added[k] = self._added.get(k, 0) + amount_fen
 
     def check_inflow(self, row: Any, amount_fen: int, wallet: AccountState | None) -> None:
-        """``limits.guard_inflow`` for an open wallet whose account the batch holds:
-        BalanceCapExceededError if balance plus incoming holds plus ``amount_fen`` would
-        pass the tier's cap."""
-        tier = tier_limits(self.settings.kyc_tiers_json, row.tier)
+        """``limits.guard_inflow`` for an open wallet whose account the batch holds."""
         held = 0 if wallet is None else (wallet.credits_posted - wallet.debits_posted
                                          + wallet.credits_pending)
-        headroom = tier.balance_cap_fen - held
-        if amount_fen > headroom:
-            raise BalanceCapExceededError(
-                f"the tier {tier.tier} balance cap is {tier.balance_cap_fen} fen",
-                cap_fen=tier.balance_cap_fen, headroom_fen=max(0, headroom))
+        check_cap(self.settings, row, amount_fen, held)
 
     def write(self, conn: Connection) -> None:
         """PIN counts (and hashes brought up to date), PIN-lock events, outflow usage."""
@@ -186,6 +179,17 @@ class Wallets:
         if self._added:
             conn.execute(_ADD_USAGE, [{"sid": sid, "period": p, "amount": n}
                                       for (sid, p), n in sorted(self._added.items())])
+
+
+def check_cap(settings: Settings, row: Any, amount_fen: int, held_fen: int) -> None:
+    """BalanceCapExceededError (``cap_fen``, ``headroom_fen``) if the wallet's balance plus
+    incoming holds (``held_fen``) plus ``amount_fen`` would pass its tier's balance cap."""
+    tier = tier_limits(settings.kyc_tiers_json, row.tier)
+    headroom = tier.balance_cap_fen - held_fen
+    if amount_fen > headroom:
+        raise BalanceCapExceededError(
+            f"the tier {tier.tier} balance cap is {tier.balance_cap_fen} fen",
+            cap_fen=tier.balance_cap_fen, headroom_fen=max(0, headroom))
 
 
 def _raise_locked(st: pins.PinState) -> None:

@@ -30,15 +30,14 @@ from paycell.config import Settings, get_settings
 from paycell.ledger.errors import AmountNotPositiveError
 from paycell.ledger.model import TransferResult
 from paycell.ledger.tables import accounts
-from paycell.subscribers.batch import Wallets
+from paycell.subscribers.batch import Wallets, check_cap
 from paycell.subscribers.errors import (
-    BalanceCapExceededError,
     SubscriberClosedError,
     SubscriberNotFoundError,
 )
 from paycell.subscribers.service import lock_row
 from paycell.subscribers.tables import subscribers, usage
-from paycell.subscribers.tiers import Tier, periods, tier_limits
+from paycell.subscribers.tiers import Tier, periods
 
 __all__ = ["all_or_nothing", "guard_inflow", "guard_outflow", "lock_subscribers",
            "release_outflow", "used_fen"]
@@ -67,10 +66,6 @@ def lock_subscribers(conn: Connection, *subscriber_ids: int) -> dict[int, Any]:
     if missing:
         raise SubscriberNotFoundError(f"subscriber {missing[0]} does not exist")
     return rows
-
-
-def _tier(settings: Settings | None, level: int) -> Tier:
-    return tier_limits((settings or get_settings()).kyc_tiers_json, level)
 
 
 def used_fen(conn: Connection, subscriber_id: int, now_us: int) -> tuple[int, int]:
@@ -127,12 +122,17 @@ def release_outflow(conn: Connection, subscriber_id: int, amount_fen: int, at_us
     _add(conn, subscriber_id, month, -amount_fen)
 
 
-def balance_headroom_fen(conn: Connection, wallet_account_id: int, tier: Tier) -> int:
-    """How much more the wallet may receive under its cap (incoming holds count)."""
+def _held_fen(conn: Connection, wallet_account_id: int) -> int:
+    """The wallet's balance plus incoming holds: what its balance cap is measured against."""
     w = conn.execute(select(accounts.c.credits_posted, accounts.c.debits_posted,
                             accounts.c.credits_pending)
                      .where(accounts.c.id == wallet_account_id)).one()
-    return tier.balance_cap_fen - (w.credits_posted - w.debits_posted + w.credits_pending)
+    return int(w.credits_posted - w.debits_posted + w.credits_pending)
+
+
+def balance_headroom_fen(conn: Connection, wallet_account_id: int, tier: Tier) -> int:
+    """How much more the wallet may receive under its cap (incoming holds count)."""
+    return tier.balance_cap_fen - _held_fen(conn, wallet_account_id)
 
 
 def guard_inflow(conn: Connection, subscriber_id: int, amount_fen: int, *,
@@ -149,9 +149,5 @@ def guard_inflow(conn: Connection, subscriber_id: int, amount_fen: int, *,
         row = lock_row(conn, subscriber_id)
     if row.state == "closed":
         raise SubscriberClosedError("this wallet is closed")
-    tier = _tier(settings, row.tier)
-    headroom = balance_headroom_fen(conn, row.wallet_account_id, tier)
-    if amount_fen > headroom:
-        raise BalanceCapExceededError(
-            f"the tier {tier.tier} balance cap is {tier.balance_cap_fen} fen",
-            cap_fen=tier.balance_cap_fen, headroom_fen=max(0, headroom))
+    check_cap(settings or get_settings(), row, amount_fen,
+              _held_fen(conn, row.wallet_account_id))
