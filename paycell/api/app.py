@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from paycell import __version__
-from paycell.api import health
+from paycell.api import health, routing
 from paycell.api.errors import install_error_handlers
 from paycell.clock import Clock
 from paycell.config import Settings, get_settings
@@ -95,17 +95,16 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(ledger_api.router, prefix="/v1")
-    app.include_router(subscribers_api.router, prefix="/v1")
-    for router in cash_api.routers:
-        app.include_router(router, prefix="/v1")
-    app.include_router(funding_api.router, prefix="/v1")
-    for module in (operators_api, merchants_api, payments_api, notifications_api,
-                   cards_api, terminals_api, ecash_api, ota_api, settlement_api, partners_api,
-                   reconciliation_api):
-        for router in module.routers:
-            app.include_router(router, prefix="/v1")
+    known = routing.include(app, [
+        ("", [health.router]),
+        ("/v1", [ledger_api.router, *subscribers_api.routers, *cash_api.routers,
+                 *funding_api.routers]),
+        ("/v1", [router for module in (
+            operators_api, merchants_api, payments_api, notifications_api, cards_api,
+            terminals_api, ecash_api, ota_api, settlement_api, partners_api,
+            reconciliation_api) for router in module.routers]),
+    ])
     if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md
         mount_simulators(app, settings, lambda: app.state.ctx.sms, clock=clock)
+    routing.index(app, known)
     return app

@@ -198,6 +198,4 @@ async def resolve(request: Request, ctx: Ctx, key: IdemKey = None) -> Response:
     return await idempotent(request, ctx.engine, ctx.clock, "operator", key, {}, run)
 
 
-router = APIRouter()
-router.include_router(wallet)
-router.include_router(operator)
+routers: list[APIRouter] = [wallet, operator]

@@ -65,8 +65,6 @@ wallet = APIRouter(prefix="/wallet", tags=["wallet"],
 operator = APIRouter(prefix="/operator/subscribers", tags=["operator: subscribers"],
                      dependencies=[Depends(require_operator)],
                      responses=problem_responses(401, 404, 409, 422))
-router = APIRouter()
-
 Ctx = Annotated[Context, Depends(get_context)]
 Me = Annotated[Subscriber, Depends(current_subscriber)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key",
@@ -312,5 +310,4 @@ operator.post("/{subscriber_id}/freeze", response_model=SubscriberAdminOut,
 operator.post("/{subscriber_id}/unfreeze", response_model=SubscriberAdminOut,
               summary="Unfreeze")(_state_change(lifecycle.unfreeze))
 
-router.include_router(wallet)
-router.include_router(operator)
+routers: list[APIRouter] = [wallet, operator]
