@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -35,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -68,6 +69,15 @@ _FINISH = (update(idempotency_keys)
                   idempotency_keys.c.key == bindparam("w_key"))
            .values(state="done", status_code=bindparam("v_status"),
                    response=bindparam("v_response"), updated_at=bindparam("v_at")))
+
+# A batch's claims on PostgreSQL: arrays, so that the text (parsed and planned once per
+# connection) is the same for a batch of 1 or 200; a multi-row VALUES list is new text
+# per size, which the driver re-parses in Python every time.
+_CLAIM_PG = (
+    "INSERT INTO idempotency_keys (caller, key, request_hash, state, created_at, updated_at)"
+    " SELECT c, k, h, 'started', %s, %s FROM unnest(%s::text[], %s::text[], %s::text[])"
+    " WITH ORDINALITY AS u(c, k, h, n) ORDER BY n"
+    " ON CONFLICT DO NOTHING RETURNING caller, key")
 
 
 class IdempotencyKeyMissingError(InvalidRequestError):
@@ -216,14 +226,19 @@ class Keyed:
         """Claim every key; a request already answered (or refused) gets its reply now, the
         others None: run them."""
         now = self.clock.now_us()
-        t = idempotency_keys
-        pg = conn.dialect.name == "postgresql"
-        ins = (postgresql if pg else sqlite).insert(t).on_conflict_do_nothing()
-        rows = [{"caller": c.caller, "key": c.key, "request_hash": c.digest,
-                 "state": "started", "created_at": now, "updated_at": now}
-                for c in sorted(self.claims, key=lambda c: c.id)]  # one order: no deadlock
-        claimed = {(r.caller, r.key) for r in conn.execute(
-            ins.returning(t.c.caller, t.c.key), rows)}
+        claims = sorted(self.claims, key=lambda c: c.id)  # one order: no deadlock
+        if conn.dialect.name == "postgresql":  # one text whatever the batch's size
+            rows: Any = conn.exec_driver_sql(_CLAIM_PG, (
+                now, now, [c.caller for c in claims], [c.key for c in claims],
+                [c.digest for c in claims]))
+        else:
+            t = idempotency_keys
+            rows = conn.execute(
+                sqlite.insert(t).on_conflict_do_nothing().returning(t.c.caller, t.c.key),
+                [{"caller": c.caller, "key": c.key, "request_hash": c.digest,
+                  "state": "started", "created_at": now, "updated_at": now}
+                 for c in claims])
+        claimed = {(r[0], r[1]) for r in rows}
         out: list[Reply | None] = [None] * len(self.claims)
         for i, c in enumerate(self.claims):
             if c.id not in claimed:
@@ -250,6 +265,8 @@ def answer(claim: Claim, result: Any) -> Reply:
     """The reply to a request that ran: its result as JSON, or its refusal."""
     if isinstance(result, PaycellError):
         return Reply(*problem_of(claim.path, result))
+    if isinstance(result, BaseModel):  # what jsonable_encoder makes of it, in pydantic's core
+        return Reply(claim.status_code, result.model_dump_json(by_alias=True))
     return Reply(claim.status_code, json.dumps(jsonable_encoder(result)))
 
 
