@@ -42,6 +42,7 @@ from paycell.funding.p2p import (
     _p2p,
     claimable_account_id,
 )
+from paycell.gateways.sms import send_all
 from paycell.ledger import TransferFlags, TransferRequest, chart
 from paycell.ledger import errors as le
 from paycell.ledger.posting import Posting
@@ -124,14 +125,15 @@ def send_batch(ctx: Context, cmds: Sequence[SendCommand], *, ahead: Ahead | None
     claimable = claimable_account_id(ctx)  # opened (once) outside the batch's transaction
     sent: list[Sent] = ctx.ledger.transaction(
         lambda conn: _attempt(ctx, conn, cmds, ahead, after, claimable))
-    for c, s in zip(cmds, sent, strict=True):
-        t = s.transfer
-        if s.created and t is not None and t.state == "pending_claim" and t.expires_at:
-            ctx.sms.send(t.recipient_msisdn, (
-                f"{mask_msisdn(c.sender.msisdn)} sent you {format_amount(t.amount_fen)} CNY "
-                f"with paycell. Open a paycell wallet with this number before "
-                f"{from_us(t.expires_at):%Y-%m-%d %H:%M} UTC to receive it; "
-                "after that it goes back to the sender."))
+    send_all(ctx.sms, [
+        (t.recipient_msisdn,
+         f"{mask_msisdn(c.sender.msisdn)} sent you {format_amount(t.amount_fen)} CNY "
+         f"with paycell. Open a paycell wallet with this number before "
+         f"{from_us(t.expires_at):%Y-%m-%d %H:%M} UTC to receive it; "
+         "after that it goes back to the sender.")
+        for c, s in zip(cmds, sent, strict=True)
+        if s.created and (t := s.transfer) is not None and t.state == "pending_claim"
+        and t.expires_at])
     return sent
 
 

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,24 +134,39 @@ class SmppSms(StoredSms):
     def send(self, msisdn: str, body: str) -> None:
         """Record the text as ``queued`` and queue it for the SMSC; returns at once. A
         text too long for 255 parts is recorded ``failed`` (``text_too_long``)."""
+        self.send_many([(msisdn, body)])
+
+    def send_many(self, texts: Sequence[tuple[str, str]]) -> None:
+        """``send`` for several texts, recorded in one transaction."""
+        if not texts:
+            return
         now = self.clock.now_us()
-        try:
-            count = len(encode_text(body))
-        except ValueError:
-            count = 0
+        counts = []
+        for _, body in texts:
+            try:
+                counts.append(len(encode_text(body)))
+            except ValueError:
+                counts.append(0)
+        m = sms_messages
         with self.engine.begin() as conn:
-            message_id = int(conn.execute(sms_messages.insert().values(
+            ids = [int(conn.execute(m.insert().values(
                 direction="out", msisdn=msisdn, body=body,
                 status="queued" if count else "failed", parts=count or None,
                 error=None if count else "text_too_long", created_at=now, updated_at=now,
-            ).returning(sms_messages.c.id)).scalar_one())
-        if not count:
-            log.warning("text %s to %s is too long to send", message_id, msisdn)
+            ).returning(m.c.id)).scalar_one())
+                for (msisdn, body), count in zip(texts, counts, strict=True)]
+        jobs = []
+        for message_id, (msisdn, body), count in zip(ids, texts, counts, strict=True):
+            if count:
+                jobs.append(_job(message_id, msisdn, body))
+            else:
+                log.warning("text %s to %s is too long to send", message_id, msisdn)
+        if not jobs:
             return
         with self._lock:
-            self._jobs.append(_job(message_id, msisdn, body))
+            self._jobs.extend(jobs)
         if self._closing:
-            log.warning("SMPP gateway closed: text %s stays queued", message_id)
+            log.warning("SMPP gateway closed: %d texts stay queued", len(jobs))
             return
         self.start()
         self._poke()

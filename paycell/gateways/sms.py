@@ -11,6 +11,7 @@ from ``settings.sms_backend``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -82,6 +83,17 @@ class SmsGateway(Protocol):
         """Queue a text to ``msisdn`` (E.164). Must not raise for delivery problems."""
 
 
+def send_all(gateway: SmsGateway, texts: Sequence[tuple[str, str]]) -> None:
+    """Queue ``(msisdn, body)`` texts: in one transaction where the gateway can
+    (``send_many``: a batch of orders' codes is one commit, not one per text)."""
+    many = getattr(gateway, "send_many", None)
+    if many is not None:
+        many(texts)
+        return
+    for msisdn, body in texts:
+        gateway.send(msisdn, body)
+
+
 class StoredSms:
     """Reading back the ``sms_messages`` table (both backends write there)."""
 
@@ -108,10 +120,16 @@ class RecordingSms(StoredSms):
         self.clock = clock
 
     def send(self, msisdn: str, body: str) -> None:
+        self.send_many([(msisdn, body)])
+
+    def send_many(self, texts: Sequence[tuple[str, str]]) -> None:
+        if not texts:
+            return
+        now = self.clock.now_us()
         with self.engine.begin() as conn:
-            conn.execute(sms_messages.insert().values(
-                direction="out", msisdn=msisdn, body=body, status="recorded",
-                created_at=self.clock.now_us()))
+            conn.execute(sms_messages.insert(), [
+                {"direction": "out", "msisdn": msisdn, "body": body, "status": "recorded",
+                 "created_at": now} for msisdn, body in texts])
 
 
 def list_messages(engine: Engine, msisdn: str | None = None, limit: int = 50,

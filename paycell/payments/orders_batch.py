@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, tuple_
 from paycell.batching import After, Ahead, around
 from paycell.context import Context
 from paycell.errors import PaycellError
+from paycell.gateways.sms import send_all
 from paycell.merchants.model import Merchant
 from paycell.money import format_amount
 from paycell.payments import confirmations, rules
@@ -91,11 +92,11 @@ def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | 
 
     done: list[Created] = ctx.ledger.transaction(work)
     minutes = max(1, ctx.settings.sms_code_ttl_s // 60)
-    for c, d in zip(cmds, done, strict=True):
-        if d.code is not None and d.order is not None:
-            o = d.order
-            ctx.sms.send(o.payer_msisdn, rules.summary_text(
-                c.merchant.name, o.subject, format_amount(o.amount_fen), d.code, minutes))
+    send_all(ctx.sms, [
+        (o.payer_msisdn, rules.summary_text(c.merchant.name, o.subject,
+                                            format_amount(o.amount_fen), d.code, minutes))
+        for c, d in zip(cmds, done, strict=True)
+        if d.code is not None and (o := d.order) is not None])
     return done
 
 

@@ -19,7 +19,13 @@ from paycell.clock import SystemClock
 from paycell.config import get_settings
 from paycell.context import Context, build_context
 from paycell.gateways.smpp import SmppSms
-from paycell.gateways.sms import RecordingSms, list_messages, sms_message_parts, sms_messages
+from paycell.gateways.sms import (
+    RecordingSms,
+    list_messages,
+    send_all,
+    sms_message_parts,
+    sms_messages,
+)
 from paycell.gateways.smsc_sim import SmscSim, wait_for
 from paycell.payments import sms_commands
 
@@ -264,6 +270,40 @@ def test_against_an_independent_smsc(engine: Engine,
     finally:
         done.set()
         thread.join(10)
+
+
+def test_send_all_records_a_batch_in_one_go_and_delivers_each(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    gw = make_gateway(sim.port)
+    send_all(gw, [(ALICE, "code 111111"), (BOB, "x" * 40_000), (BOB, "code 222222")])
+    out = list_messages(engine, direction="out")
+    assert len(out) == 3
+    by_body = {m.body[:11]: m for m in out}
+    assert by_body["xxxxxxxxxxx"].status == "failed"
+    assert by_body["xxxxxxxxxxx"].error == "text_too_long"
+    assert wait_for(lambda: {status(engine, by_body[b].id)[0]
+                             for b in ("code 111111", "code 222222")} == {"delivered"})
+    assert sorted((t.msisdn, t.text) for t in sim.texts) == [
+        (ALICE, "code 111111"), (BOB, "code 222222")]
+
+
+def test_send_all_on_the_recorder_and_on_a_gateway_with_send_only(engine: Engine) -> None:
+    rec = RecordingSms(engine, SystemClock())
+    send_all(rec, [(ALICE, "one"), (BOB, "two")])
+    send_all(rec, [])
+    assert [(m.msisdn, m.body, m.status) for m in list_messages(engine)] == [
+        (BOB, "two", "recorded"), (ALICE, "one", "recorded")]
+
+    class Plain:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str]] = []
+
+        def send(self, msisdn: str, body: str) -> None:
+            self.sent.append((msisdn, body))
+
+    plain = Plain()
+    send_all(plain, [(ALICE, "one"), (BOB, "two")])
+    assert plain.sent == [(ALICE, "one"), (BOB, "two")]
 
 
 def test_recorder_is_the_default_and_sms_receive_feeds_handle_inbound(
