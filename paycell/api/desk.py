@@ -1,4 +1,4 @@
-"""A per-process desk that runs requests of one kind together, a batch per transaction.
+"""A per-process desk that runs requests in batches, a batch per transaction and kind.
 
 While one batch runs, the requests that arrive queue at the desk; when it is done, the next
 batch takes all of them (up to ``max_batch``). Under load N requests share one round of
@@ -6,11 +6,17 @@ statements and one commit instead of N; alone, a request is a batch of one and w
 nobody (there is no timer). This is group commit lifted from the ledger to whole use cases
 (``docs/dev/http-batching.md``).
 
+A request comes with its :class:`Lane`: the kind of work (a P2P transfer, a tap...) and the
+function that runs a batch of that kind. The payment kinds share one desk per process, so a
+batch holds every kind that arrived and runs them one lane after another, each lane in a
+transaction of its own. One desk rather than one per kind means one transaction at a time
+per process: batches that would have contended for the same wallets' row locks take turns
+instead, and grow while they wait, which is what batching is for.
+
 Requests that share a key (a client's retry of the same Idempotency-Key; two orders with one
 ``out_trade_no``) never share a batch: the later one waits for the next, where it finds the
-first one's answer. If a batch
-fails as a whole with an unexpected error, each of its requests is run again alone, so one bad
-request cannot fail its neighbours.
+first one's answer. If a lane's batch fails as a whole with an unexpected error, each of its
+requests is run again alone, so one bad request cannot fail its neighbours.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,36 +35,47 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True, slots=True)
+class Lane(Generic[T, R]):
+    """A kind of work: ``run(batch) -> answers`` (one per item, in order: an ``R``, or an
+    exception to raise to that item's caller), and the ``keys`` of an item, no two items of
+    a batch sharing any."""
+
+    name: str
+    run: Callable[[list[T]], Sequence[object]]
+    keys: Callable[[T], tuple[Hashable, ...]]
+
+
 @dataclass(slots=True)
-class _Waiting(Generic[T]):
-    item: T
+class _Waiting:
+    lane: Lane[Any, Any]
+    item: Any
     keys: tuple[Hashable, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
 
-class Desk(Generic[T, R]):
-    """Runs ``run(batch) -> answers`` (one per item, in order) on a thread of its own; no
-    two items of a batch share any of their ``keys``."""
+class Desk:
+    """Runs batches on a thread of its own: the lanes of a batch in the order they first
+    arrived, each lane's items in arrival order."""
 
-    def __init__(self, name: str, run: Callable[[list[T]], list[R]],
-                 keys: Callable[[T], tuple[Hashable, ...]], *, max_batch: int = 256) -> None:
-        self.name, self._run, self._keys, self.max_batch = name, run, keys, max_batch
-        self._queue: deque[_Waiting[T]] = deque()
+    def __init__(self, name: str, *, max_batch: int = 256) -> None:
+        self.name, self.max_batch = name, max_batch
+        self._queue: deque[_Waiting] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.batches = 0
+        self.batches = 0  # lane batches run, so a transaction each
         self.items = 0
 
-    async def submit(self, item: T) -> R:
+    async def submit(self, lane: Lane[T, R], item: T) -> R:
         """Queue ``item`` and wait for its answer (or the exception that refused it)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"the {self.name} desk is closed")
-            self._queue.append(_Waiting(item, self._keys(item), loop, fut))
+            self._queue.append(_Waiting(lane, item, lane.keys(item), loop, fut))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"desk-{self.name}",
                                                 daemon=True)
@@ -76,14 +93,14 @@ class Desk(Generic[T, R]):
         if thread is not None:
             thread.join()
 
-    def _take(self) -> list[_Waiting[T]] | None:
+    def _take(self) -> list[_Waiting] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
             if not self._queue:
                 return None
-            taken: list[_Waiting[T]] = []
-            later: deque[_Waiting[T]] = deque()
+            taken: list[_Waiting] = []
+            later: deque[_Waiting] = deque()
             keys: set[Hashable] = set()
             while self._queue and len(taken) < self.max_batch:
                 w = self._queue.popleft()
@@ -98,24 +115,29 @@ class Desk(Generic[T, R]):
 
     def _loop(self) -> None:
         while (batch := self._take()) is not None:
-            self.batches += 1
-            self.items += len(batch)
-            for w, outcome in zip(batch, self._answers(batch), strict=True):
-                w.loop.call_soon_threadsafe(_settle, w.future, outcome)
+            lanes: dict[str, list[_Waiting]] = {}
+            for w in batch:
+                lanes.setdefault(w.lane.name, []).append(w)
+            for group in lanes.values():
+                self.batches += 1
+                self.items += len(group)
+                for w, outcome in zip(group, self._answers(group), strict=True):
+                    w.loop.call_soon_threadsafe(_settle, w.future, outcome)
 
-    def _answers(self, batch: list[_Waiting[T]]) -> list[Any]:
+    def _answers(self, group: list[_Waiting]) -> list[Any]:
         """An answer or an exception per item; a failed batch is re-run item by item."""
+        run = group[0].lane.run
         try:
-            return list(self._run([w.item for w in batch]))
+            return list(run([w.item for w in group]))
         except Exception as exc:
-            if len(batch) == 1:
+            if len(group) == 1:
                 return [exc]
-            log.warning("%s desk: a batch of %d failed (%r); running each alone",
-                        self.name, len(batch), exc)
+            log.warning("%s desk: a %s batch of %d failed (%r); running each alone",
+                        self.name, group[0].lane.name, len(group), exc)
         out: list[Any] = []
-        for w in batch:
+        for w in group:
             try:
-                out.extend(self._run([w.item]))
+                out.extend(run([w.item]))
             except Exception as exc:
                 out.append(exc)
         return out
@@ -130,16 +152,16 @@ def _settle(fut: asyncio.Future[Any], outcome: Any) -> None:
         fut.set_result(outcome)
 
 
-def desk_of(state: Any, name: str, make: Callable[[], Desk[Any, Any]]) -> Desk[Any, Any]:
+def desk_of(state: Any, name: str = "payments") -> Desk:
     """The app's desk called ``name``, made on first use; the app's lifespan closes them all
     (``state.desks``, a dict it sets up)."""
-    desks: dict[str, Desk[Any, Any]] = state.desks
+    desks: dict[str, Desk] = state.desks
     desk = desks.get(name)
     if desk is None:
         with _MAKING:
             desk = desks.get(name)
             if desk is None:
-                desk = desks[name] = make()
+                desk = desks[name] = Desk(name)
     return desk
 
 

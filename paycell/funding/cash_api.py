@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
-from paycell.api.desk import Desk, desk_of
+from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
 from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
@@ -87,9 +87,9 @@ async def send_transfer(request: Request, body: sch.P2PTransferIn, ctx: CtxDep,
     claim = idem.Claim(f"subscriber:{sub.id}", key,
                        idem.request_hash(request.method, path, fingerprint), path, 201)
     cmd = p2p_send.SendCommand(sub, body.to_msisdn, body.amount_fen, body.pin, body.note, key)
-    desk = desk_of(request.app.state, "p2p", lambda: Desk(
-        "p2p", lambda items: _send_many(ctx, items), keys=lambda item: (item[0].id,)))
-    reply: idem.Reply = await desk.submit((claim, cmd))
+    lane: Lane[tuple[idem.Claim, p2p_send.SendCommand], idem.Reply] = Lane(
+        "p2p", lambda items: _send_many(ctx, items), keys=lambda item: (item[0].id,))
+    reply: idem.Reply = await desk_of(request.app.state).submit(lane, (claim, cmd))
     return reply.response()
 
 

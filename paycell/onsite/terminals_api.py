@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
-from paycell.api.desk import Desk, desk_of
+from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
 from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
@@ -264,9 +264,9 @@ async def authorise(request: Request, ctx: CtxDep, signed: SignedDep, body: Auth
     ``onsite/authorise_batch.py``); each gets the answer it would alone. The message's
     nonce and the terminal's state are checked in that transaction too."""
     tap = ab.Tap(signed.terminal, au.AuthRequest(**body.model_dump()), signed)
-    desk = desk_of(request.app.state, "nfc", lambda: Desk(
-        "nfc", lambda taps: ab.authorise_batch(ctx, taps), keys=lambda t: (t.key,)))
-    answer: au.Authorisation = await desk.submit(tap)
+    lane: Lane[ab.Tap, au.Authorisation] = Lane(
+        "nfc", lambda taps: ab.authorise_batch(ctx, taps), keys=lambda t: (t.key,))
+    answer = await desk_of(request.app.state).submit(lane, tap)
     return AuthOut.of(answer)
 
 

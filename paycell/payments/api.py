@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from paycell.api import idempotency as idem
 from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
-from paycell.api.desk import Desk, desk_of
+from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
 from paycell.context import Context
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -105,10 +105,11 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
         claim = idem.Claim(f"merchant:{merchant.id}", idem.check_key(key),
                            idem.request_hash(request.method, path, body.model_dump()), path,
                            201)
-        desk = desk_of(request.app.state, "order-create", lambda: Desk(
+        lane: Lane[tuple[idem.Claim, CreateCommand], idem.Reply] = Lane(
             "order-create", lambda items: _create_many(ctx, items),
-            keys=lambda item: (item[0].id, (item[1].merchant.id, item[1].req.out_trade_no))))
-        reply: idem.Reply = await desk.submit((claim, CreateCommand(merchant, req)))
+            keys=lambda item: (item[0].id, (item[1].merchant.id, item[1].req.out_trade_no)))
+        reply: idem.Reply = await desk_of(request.app.state).submit(
+            lane, (claim, CreateCommand(merchant, req)))
         return reply.response()
     created: list[bool] = []
 
@@ -235,9 +236,10 @@ async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx:
     path = request.url.path
     claim = idem.Claim(f"subscriber:{me.id}", idem.check_key(key),
                        idem.request_hash(request.method, path, fingerprint), path)
-    desk = desk_of(request.app.state, "orders", lambda: Desk(
-        "orders", lambda items: _confirm_many(ctx, items), keys=lambda item: (item[0].id,)))
-    reply: idem.Reply = await desk.submit((claim, PayCommand(me, trade_no, body.pin)))
+    lane: Lane[tuple[idem.Claim, PayCommand], idem.Reply] = Lane(
+        "orders", lambda items: _confirm_many(ctx, items), keys=lambda item: (item[0].id,))
+    reply: idem.Reply = await desk_of(request.app.state).submit(
+        lane, (claim, PayCommand(me, trade_no, body.pin)))
     return reply.response()
 
 

@@ -5,7 +5,9 @@ without losing, doubling or mixing up any of them."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,7 +30,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from paycell.api.desk import Desk
+from paycell.api.desk import Desk, Lane
 from paycell.context import Context
 from paycell.funding.p2p_send import SendCommand, send_batch
 from paycell.ledger.audit import audit
@@ -143,7 +145,7 @@ def test_the_desk_batches_concurrent_requests_through_the_api(
         by_key.setdefault(h["Idempotency-Key"], set()).add(r.json()["id"])
     assert len(by_key) == 60 and all(len(refs) == 1 for refs in by_key.values())
     assert balance(ctx, payee) == sum(1_000 + i for i in range(60))
-    desk = client.app.state.desks["p2p"]  # type: ignore[attr-defined]
+    desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 80 and desk.batches < 80  # some shared a transaction
     assert audit(ctx.engine).ok
 
@@ -154,12 +156,48 @@ def test_one_failing_request_does_not_fail_its_batch() -> None:
             raise RuntimeError("unlucky")
         return [i * 2 for i in items]
 
-    desk: Desk[int, int] = Desk("test", run, keys=lambda i: (i,))
+    desk = Desk("test")
+    lane: Lane[int, int] = Lane("double", run, keys=lambda i: (i,))
 
     async def go() -> list[Any]:
-        return list(await asyncio.gather(*(desk.submit(i) for i in (1, 13, 2, 2)),
+        return list(await asyncio.gather(*(desk.submit(lane, i) for i in (1, 13, 2, 2)),
                                          return_exceptions=True))
 
     out = asyncio.run(go())
     desk.close()
     assert out[0] == 2 and isinstance(out[1], RuntimeError) and out[2:] == [4, 4]
+
+
+def test_a_batch_runs_its_lanes_one_after_another_each_failing_alone() -> None:
+    """Requests of several kinds share a batch; each kind runs as its own batch, in the order
+    the kinds first arrived, and a kind whose batch fails does not touch the others."""
+    ran: list[tuple[str, list[int]]] = []
+    gate = threading.Event()
+
+    def runner(name: str, fail: bool = False) -> Callable[[list[int]], list[int]]:
+        def run(items: list[int]) -> list[int]:
+            gate.wait()
+            ran.append((name, list(items)))
+            if fail and len(items) > 1:
+                raise RuntimeError("the whole batch failed")
+            return [i + (100 if name == "b" else 0) for i in items]
+        return run
+
+    desk = Desk("test")
+    a: Lane[int, int] = Lane("a", runner("a"), keys=lambda i: (("a", i),))
+    b: Lane[int, int] = Lane("b", runner("b", fail=True), keys=lambda i: (("b", i),))
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(desk.submit(a, 0))  # runs alone, holding the others
+        await asyncio.sleep(0.05)
+        rest = [desk.submit(b, 1), desk.submit(a, 2), desk.submit(b, 3), desk.submit(a, 4)]
+        tasks = [asyncio.ensure_future(r) for r in rest]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return [await first, *[await t for t in tasks]]
+
+    out = asyncio.run(go())
+    desk.close()
+    assert out == [0, 101, 2, 103, 4]
+    assert ran == [("a", [0]), ("b", [1, 3]), ("b", [1]), ("b", [3]), ("a", [2, 4])]
+    assert (desk.batches, desk.items) == (3, 5)

@@ -110,7 +110,7 @@ def test_the_desk_batches_concurrent_taps_through_the_api(client: TestClient,
     assert [r.json()["auth_code"] for r in first] == [r.json()["auth_code"] for r in second]
     assert [balance(ctx, h.sub.wallet_account_id) for h in holders] == [
         50_000 - 100 - i for i in range(40)]
-    desk = client.app.state.desks["nfc"]  # type: ignore[attr-defined]
+    desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 80 and desk.batches < 80
     assert audit(ctx.engine).ok
 

@@ -101,5 +101,5 @@ def test_the_desk_creates_concurrent_orders_once(client: TestClient, ctx: Contex
     with ctx.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(payment_orders).where(
             payment_orders.c.merchant_id == shop.merchant.id)).scalar_one() == 30
-    desk = client.app.state.desks["order-create"]  # type: ignore[attr-defined]
+    desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 65 and desk.batches < 65

@@ -109,6 +109,6 @@ def test_the_desk_pays_concurrent_confirmations_once(client: TestClient, ctx: Co
         sent = conn.execute(select(notifications.c.event).where(
             notifications.c.merchant_id == shop.merchant.id)).scalars().all()
     assert sent.count("payment.paid") == 30
-    desk = client.app.state.desks["orders"]  # type: ignore[attr-defined]
+    desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 60 and desk.batches < 60
     assert audit(ctx.engine).ok
