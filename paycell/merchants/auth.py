@@ -18,18 +18,21 @@ Then a merchant that is not active gets 403 ``merchant_not_active``.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from paycell.api.replay import NONCE_PRUNE_S, Every
 from paycell.context import Context
+from paycell.errors import PaycellError
 from paycell.merchants import signing as s
-from paycell.merchants.credentials import lookup_key
+from paycell.merchants.credentials import keys_now, lookup_key
 from paycell.merchants.errors import (
     DigestMismatchError,
     KeyRevokedError,
@@ -42,7 +45,7 @@ from paycell.merchants.errors import (
     SignatureMismatchError,
     TimestampStaleError,
 )
-from paycell.merchants.model import Merchant
+from paycell.merchants.model import Credential, Merchant
 from paycell.merchants.tables import nonces
 
 _FORMATS = {
@@ -83,8 +86,98 @@ def verify_request(ctx: Context, method: str, target: str, headers: Mapping[str,
     """The active merchant that signed this request, after every check above. On success
     the nonce is remembered (one short write); on a refusal nothing is written."""
     h = _headers(headers)
+    found = lookup_key(ctx, h[s.KEY_ID])
+    signed = _checked(ctx, h, found, method, target, body)
+    _remember_nonce(ctx, signed.key_id, signed.nonce, signed.expires_at, ctx.clock.now_us())
+    return _active(signed.merchant)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A merchant request whose key, timestamp, digest and signature are right; its nonce
+    not yet spent, and its key and merchant as last read (:func:`admit` reads them again)."""
+
+    key_id: str
+    nonce: str
+    expires_at: int  # when the nonce may be forgotten (µs)
+    merchant: Merchant
+
+
+def verify_signature(ctx: Context, method: str, target: str, headers: Mapping[str, str],
+                     body: bytes) -> SignedRequest:
+    """:func:`verify_request`'s checks but the nonce, the key's revocation and the
+    merchant's state, which :func:`admit` checks for a whole batch in its transaction. A key
+    id's secret (or public key) and merchant never change, so they are remembered per
+    process; a key read for the first time is read here (call it in a thread then:
+    :func:`known` says whether it will be)."""
+    h = _headers(headers)
     key_id = h[s.KEY_ID]
-    found = lookup_key(ctx, key_id)
+    keys = _keys(ctx)
+    found = keys.get(key_id)
+    if found is None:
+        found = lookup_key(ctx, key_id)
+        if found is not None:
+            if len(keys) >= _KNOWN_MAX:
+                keys.clear()
+            keys[key_id] = found
+    return _checked(ctx, h, found, method, target, body)
+
+
+def admit(conn: Connection, signed: Sequence[SignedRequest], now_us: int
+          ) -> list[Merchant | PaycellError]:
+    """Spend the requests' nonces in ``conn``'s transaction and read their keys and
+    merchants as they are now: per request its merchant, or the refusal (a replayed nonce, a
+    key revoked since it was remembered, a merchant no longer active)."""
+    if _prune.due(now_us):
+        conn.execute(delete(nonces).where(nonces.c.expires_at < now_us))
+    ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(nonces)
+    rows = {(r.key_id, r.nonce): r for r in signed}
+    new = {(r.key_id, r.nonce) for r in conn.execute(
+        ins.on_conflict_do_nothing().returning(nonces.c.key_id, nonces.c.nonce),
+        [{"key_id": k, "nonce": n, "expires_at": r.expires_at}
+         for (k, n), r in sorted(rows.items())])}
+    now = keys_now(conn, [r.key_id for r in signed])
+    seen: set[tuple[str, str]] = set()
+    out: list[Merchant | PaycellError] = []
+    for r in signed:
+        k = (r.key_id, r.nonce)
+        cred, merchant = now[r.key_id]
+        try:
+            if not cred.active_at(now_us):
+                raise KeyRevokedError(f"the API key {r.key_id!r} was revoked", key_id=r.key_id)
+            if k not in new or k in seen:
+                raise NonceReplayedError("this nonce was used already; every request needs a "
+                                         "new one", nonce=r.nonce)
+            out.append(_active(merchant))
+        except PaycellError as exc:
+            out.append(exc)
+        seen.add(k)
+    return out
+
+
+_KNOWN_MAX = 10_000
+
+
+def _keys(ctx: Context) -> dict[str, tuple[Credential, str | None, Merchant]]:
+    """The keys (secret or public key, and merchant) this context's process has read."""
+    keys: dict[str, tuple[Credential, str | None, Merchant]] | None = getattr(
+        ctx, "_merchant_keys", None)
+    if keys is None:
+        keys = {}
+        ctx._merchant_keys = keys  # type: ignore[attr-defined]
+    return keys
+
+
+def known(ctx: Context, key_id: str | None) -> bool:
+    """Whether :func:`verify_signature` can check this key's signature without reading."""
+    return key_id is not None and key_id in _keys(ctx)
+
+
+def _checked(ctx: Context, h: dict[str, str],
+             found: tuple[Credential, str | None, Merchant] | None, method: str, target: str,
+             body: bytes) -> SignedRequest:
+    """Checks 2 to 5 of the module docstring on the key as found."""
+    key_id = h[s.KEY_ID]
     if found is None:
         raise KeyUnknownError(f"no API key {key_id!r}", key_id=key_id)
     cred, secret, merchant = found
@@ -115,7 +208,10 @@ def verify_request(ctx: Context, method: str, target: str, headers: Mapping[str,
         raise SignatureMismatchError(
             "the signature does not match the request; `paycell merchants check-signature` "
             "shows the text that is signed")
-    _remember_nonce(ctx, key_id, h[s.NONCE], (ts + window + 1) * 1_000_000, now_us)
+    return SignedRequest(key_id, h[s.NONCE], (ts + window + 1) * 1_000_000, merchant)
+
+
+def _active(merchant: Merchant) -> Merchant:
     if merchant.state != "active":
         raise MerchantNotActiveError(f"merchant {merchant.code} is {merchant.state}",
                                      state=merchant.state)
@@ -149,6 +245,20 @@ def request_target(request: Request) -> str:
     path = raw.decode("latin-1") if raw else request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
     return s.request_target(path, query)
+
+
+async def signed_request(request: Request, key_id: str | None = Security(_key_id)
+                         ) -> SignedRequest:
+    """FastAPI dependency for the batched endpoints: the request's signature checked (in
+    the event loop when its key is remembered), its nonce, key and merchant left to the
+    batch (:func:`admit`). Sets ``request.state.merchant_key_id``."""
+    body = await request.body()
+    ctx: Context = request.app.state.ctx
+    args = (ctx, request.method, request_target(request), request.headers, body)
+    signed = (verify_signature(*args) if known(ctx, key_id)
+              else await run_in_threadpool(verify_signature, *args))
+    request.state.merchant_key_id = key_id
+    return signed
 
 
 async def current_merchant(request: Request,

@@ -177,3 +177,20 @@ def lookup_key(ctx: Context, key_id: str) -> tuple[Credential, str | None, Merch
     secret = (unseal(ctx.settings.secret_key, SECRET_PURPOSE, row.secret_sealed).decode()
               if row.secret_sealed else None)
     return _cred(row), secret, to_merchant(m)
+
+
+
+_CREDS = select(credentials).where(credentials.c.key_id.in_(bindparam("kids", expanding=True)))
+_MERCHANTS = select(merchants).where(merchants.c.id.in_(bindparam("mids", expanding=True)))
+
+
+def keys_now(conn: Any, key_ids: list[str]) -> dict[str, tuple[Credential, Merchant]]:
+    """The credentials with these key ids and their merchants as they are now, read in
+    ``conn``'s transaction (two reads for a batch of signed requests)."""
+    creds = [_cred(r) for r in conn.execute(_CREDS, {"kids": sorted(set(key_ids))})
+             ] if key_ids else []
+    if not creds:
+        return {}
+    by_id = {r.id: to_merchant(r) for r in conn.execute(
+        _MERCHANTS, {"mids": sorted({c.merchant_id for c in creds})})}
+    return {c.key_id: (c, by_id[c.merchant_id]) for c in creds}

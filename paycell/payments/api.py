@@ -27,8 +27,9 @@ from paycell.api.deps import get_context
 from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
 from paycell.context import Context
+from paycell.errors import PaycellError
 from paycell.funding.cash_common import decode_cursor, encode_cursor
-from paycell.merchants.auth import current_merchant
+from paycell.merchants.auth import SignedRequest, admit, current_merchant, signed_request
 from paycell.merchants.model import Merchant
 from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
@@ -41,6 +42,7 @@ from paycell.subscribers.service import Subscriber
 
 Ctx = Annotated[Context, Depends(get_context)]
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
+SignedDep = Annotated[SignedRequest, Depends(signed_request)]
 Me = Annotated[Subscriber, Depends(current_subscriber)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key",
@@ -94,7 +96,7 @@ def _states(state: list[str] | None) -> tuple[str, ...]:
 @merchant_router.post("", response_model=sch.OrderOut, status_code=201,
                       summary="Ask a subscriber to pay (remote payment)")
 async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
-                         merchant: MerchantDep, key: IdemKey = None) -> Response:
+                         signed: SignedDep, key: IdemKey = None) -> Response:
     """The subscriber is asked in the app and by SMS (a code to reply). 201 with the new
     order; 200 with the same order when ``out_trade_no`` comes again with the same request.
     409 ``out_trade_no_conflict`` (``field``) for a different one; 422 ``payer_not_found``,
@@ -102,15 +104,15 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
     req = orders.OrderRequest(**body.model_dump())
     if key is not None:  # requests arriving together are created together (orders_batch.py)
         path = request.url.path
-        claim = idem.Claim(f"merchant:{merchant.id}", idem.check_key(key),
+        claim = idem.Claim(f"merchant:{signed.merchant.id}", idem.check_key(key),
                            idem.request_hash(request.method, path, body.model_dump()), path,
                            201)
-        lane: Lane[tuple[idem.Claim, CreateCommand], idem.Reply] = Lane(
+        lane: Lane[tuple[idem.Claim, SignedRequest, orders.OrderRequest], idem.Reply] = Lane(
             "order-create", lambda items: _create_many(ctx, items),
-            keys=lambda item: (item[0].id, (item[1].merchant.id, item[1].req.out_trade_no)))
-        reply: idem.Reply = await desk_of(request.app.state).submit(
-            lane, (claim, CreateCommand(merchant, req)))
+            keys=lambda item: (item[0].id, (item[1].merchant.id, item[2].out_trade_no)))
+        reply: idem.Reply = await desk_of(request.app.state).submit(lane, (claim, signed, req))
         return reply.response()
+    merchant = await run_in_threadpool(admit_one, ctx, signed)
     created: list[bool] = []
 
     def run() -> sch.OrderOut:
@@ -125,12 +127,34 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
     return resp
 
 
-def _create_many(ctx: Context, items: list[tuple[idem.Claim, CreateCommand]]
-                 ) -> list[idem.Reply]:
-    return idem.run_keyed(
-        ctx.clock, items,
+def _create_many(ctx: Context,
+                 items: list[tuple[idem.Claim, SignedRequest, orders.OrderRequest]]
+                 ) -> list[idem.Reply | PaycellError]:
+    """The order-create lane: the requests' nonces, keys and merchants first (one short
+    transaction for the batch), then the orders of those admitted, in one."""
+    with ctx.engine.begin() as conn:
+        admitted = admit(conn, [signed for _, signed, _ in items], ctx.clock.now_us())
+    todo = [(i, (claim, CreateCommand(m, req)))
+            for i, ((claim, _, req), m) in enumerate(zip(items, admitted, strict=True))
+            if isinstance(m, Merchant)]
+    out: list[idem.Reply | PaycellError] = [
+        m if isinstance(m, PaycellError) else idem.Reply(0, "") for m in admitted]
+    replies = idem.run_keyed(
+        ctx.clock, [item for _, item in todo],
         lambda cmds, ahead, after: create_batch(ctx, cmds, ahead=ahead, after=after),
-        lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant))
+        lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant)) if todo else []
+    for (i, _), reply in zip(todo, replies, strict=True):
+        out[i] = reply
+    return out
+
+
+def admit_one(ctx: Context, signed: SignedRequest) -> Merchant:
+    """:func:`admit` for one request outside a batch: its merchant, or the refusal raised."""
+    with ctx.engine.begin() as conn:
+        [m] = admit(conn, [signed], ctx.clock.now_us())
+    if isinstance(m, PaycellError):
+        raise m
+    return m
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")

@@ -4,6 +4,7 @@ requests one after another would; the API's desk batches concurrent ones."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -16,8 +17,13 @@ from payment_helpers import signed, wallet  # type: ignore[import-not-found]
 from sqlalchemy import func, select
 
 from paycell.context import Context
+from paycell.merchants import auth as merchant_auth
+from paycell.merchants import onboarding
+from paycell.merchants.credentials import issue_credential, revoke_credential
 from paycell.merchants.model import OnboardedMerchant
 from paycell.merchants.service import create_active_merchant
+from paycell.merchants.signing import sign_headers
+from paycell.operators.service import ensure_operator
 from paycell.payments import orders
 from paycell.payments.orders_batch import CreateCommand, create_batch
 from paycell.payments.tables import payment_orders, sms_confirmations
@@ -103,3 +109,58 @@ def test_the_desk_creates_concurrent_orders_once(client: TestClient, ctx: Contex
             payment_orders.c.merchant_id == shop.merchant.id)).scalar_one() == 30
     desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 65 and desk.batches < 65
+
+
+def test_the_batch_checks_each_signed_requests_nonce_key_and_merchant(
+        client: TestClient, ctx: Context) -> None:
+    """Once a key is remembered its signature is checked without a read; its nonce, its
+    revocation and its merchant's state are checked in the batch. Each refusal is the 4xx
+    the request would get alone, and it creates nothing nor uses up its Idempotency-Key."""
+    shop = create_active_merchant(ctx, name="Guarded Books", category="books")
+    spare, spare_secret = issue_credential(ctx, shop.merchant.id, actor="test")
+    assert spare_secret is not None
+    payer, _ = wallet(ctx)
+    body = {"amount_fen": 100, "subject": "guarded", "payer_msisdn": payer.msisdn}
+
+    def post(n: int, key_id: str, secret: str, *, nonce: str | None = None,
+             idem_key: str | None = None) -> httpx.Response:
+        b = {**body, "out_trade_no": f"G-{n}"}
+        raw = json.dumps(b).encode()
+        h = sign_headers(key_id, secret, "POST", "/v1/payments", raw,
+                         timestamp=ctx.clock.now_us() // 1_000_000, nonce=nonce)
+        return client.post("/v1/payments", content=raw, headers={
+            **h, "content-type": "application/json",
+            "Idempotency-Key": idem_key or str(uuid.uuid4())})
+
+    assert post(1, shop.key_id, shop.secret, nonce="nonce-0001").status_code == 201
+    assert merchant_auth.known(ctx, shop.key_id)
+    replayed = post(2, shop.key_id, shop.secret, nonce="nonce-0001")
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "nonce_replayed")
+    # Two requests with one nonce in flight together: one order, one refusal.
+    auth_headers = sign_headers(shop.key_id, shop.secret, "POST", "/v1/payments",
+                                json.dumps({**body, "out_trade_no": "G-3"}).encode(),
+                                timestamp=ctx.clock.now_us() // 1_000_000, nonce="nonce-0003")
+
+    async def twice() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as hx:
+            return list(await asyncio.gather(*(hx.post(
+                "/v1/payments", content=json.dumps({**body, "out_trade_no": "G-3"}).encode(),
+                headers={**auth_headers, "content-type": "application/json",
+                         "Idempotency-Key": str(uuid.uuid4())}) for _ in range(2))))
+
+    pair = client.portal.call(twice)  # type: ignore[union-attr]
+    assert sorted(r.status_code for r in pair) == [201, 401]
+    revoke_credential(ctx, shop.merchant.id, shop.key_id, actor="test")
+    key = str(uuid.uuid4())
+    revoked = post(4, shop.key_id, shop.secret, idem_key=key)
+    assert (revoked.status_code, revoked.json()["code"]) == (401, "key_revoked")
+    assert post(4, spare.key_id, spare_secret, idem_key=key).status_code == 201  # key unused
+    maker = ensure_operator(ctx.engine, ctx.clock, "guard-maker", "operator")
+    onboarding.suspend(ctx, maker, shop.merchant.id, "paperwork")
+    suspended = post(5, spare.key_id, spare_secret)
+    assert (suspended.status_code, suspended.json()["code"]) == (403, "merchant_not_active")
+    with ctx.engine.connect() as conn:
+        made = conn.execute(select(payment_orders.c.out_trade_no).where(
+            payment_orders.c.merchant_id == shop.merchant.id)).scalars().all()
+    assert sorted(made) == ["G-1", "G-3", "G-4"]

@@ -48,7 +48,9 @@ __all__ = ["client", "clock", "ctx", "settings"]  # fixtures, imported for pytes
 
 # The dependency that authenticates each family: a route in a family must use it.
 AUTH_DEPENDENCY = {"subscriber": {"current_subscriber", "current_session"},
-                   "merchant": {"current_merchant"},
+                   # signed_request: the batched order creation (nonce, key, merchant in
+                   # the batch)
+                   "merchant": {"current_merchant", "signed_request"},
                    # signed_message: the batched authorisation (nonce and state in the batch)
                    "terminal": {"current_terminal", "signed_message"},
                    "agent": {"current_agent"}, "operator": {"require_operator"}}
