@@ -111,12 +111,13 @@ def audit(database_url: str | None = UrlOpt) -> None:
 @app.command()
 def serve(
     host: str | None = typer.Option(None), port: int | None = typer.Option(None),
-    workers: int = typer.Option(1, help="uvicorn worker processes"),
+    workers: int = typer.Option(1, help="worker processes, each accepting connections on a "
+                                        "socket of its own (SO_REUSEPORT)"),
 ) -> None:
     """Serve the API and web pages (and, unless PAYCELL_RUN_WORKERS=0, the background jobs)."""
     import logging
 
-    import uvicorn
+    from paycell.api.serve import serve as serve_app
 
     # uvicorn configures only its own loggers; without this the workers' lines are lost.
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
@@ -127,8 +128,7 @@ def serve(
         if value is not None:
             os.environ[name] = str(value)
     get_settings.cache_clear()
-    uvicorn.run("paycell.api.app:create_app", factory=True, host=host or s.host,
-                port=port or s.port, workers=workers, log_level="info")
+    serve_app(host=host or s.host, port=port or s.port, workers=workers)
 
 
 @app.command()

@@ -82,8 +82,8 @@ class Report:
 
 
 class ApiServer:
-    """``uvicorn paycell.api.app:create_app`` with ``workers`` processes in a session of
-    its own, so that one killpg takes the supervisor and every worker."""
+    """``paycell.api.serve`` (uvicorn) with ``workers`` processes in a session of its own,
+    so that one killpg takes the supervisor and every worker."""
 
     def __init__(self, env: dict[str, str], port: int, workers: int, log: Path,
                  app: str = "paycell.api.app:create_app", factory: bool = True) -> None:
@@ -98,7 +98,7 @@ class ApiServer:
     def start(self, timeout_s: float = 60.0) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.app,
+                [sys.executable, "-m", "paycell.api.serve", self.app,
                  *(["--factory"] if self.factory else []),
                  "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                  str(self.workers), "--log-level", "warning"],
