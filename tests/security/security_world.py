@@ -29,7 +29,6 @@ from sqlalchemy import func, select
 from starlette.routing import BaseRoute, Mount
 
 from paycell.api.routing import RouteIndex
-
 from paycell.context import Context
 from paycell.funding.tables import cards as bank_cards
 from paycell.funding.tables import topups, withdrawals
