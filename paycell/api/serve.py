@@ -86,7 +86,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(addr)
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 

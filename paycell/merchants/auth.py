@@ -141,8 +141,10 @@ def admit(conn: Connection, signed: Sequence[SignedRequest], now_us: int
     out: list[Merchant | PaycellError] = []
     for r in signed:
         k = (r.key_id, r.nonce)
-        cred, merchant = now[r.key_id]
         try:
+            if r.key_id not in now:  # keys are revoked, not deleted; but never a 500
+                raise KeyUnknownError(f"no API key {r.key_id!r}", key_id=r.key_id)
+            cred, merchant = now[r.key_id]
             if not cred.active_at(now_us):
                 raise KeyRevokedError(f"the API key {r.key_id!r} was revoked", key_id=r.key_id)
             if k not in new or k in seen:
