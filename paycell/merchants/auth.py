@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy import Connection, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from paycell.api.replay import NONCE_PRUNE_S, Every
+from paycell.api.replay import NONCE_PRUNE_S, Every, remember, remembered, spend_nonces
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.merchants import signing as s
@@ -112,14 +111,12 @@ def verify_signature(ctx: Context, method: str, target: str, headers: Mapping[st
     :func:`known` says whether it will be)."""
     h = _headers(headers)
     key_id = h[s.KEY_ID]
-    keys = _keys(ctx)
+    keys = remembered(ctx, "merchant keys")
     found = keys.get(key_id)
     if found is None:
         found = lookup_key(ctx, key_id)
         if found is not None:
-            if len(keys) >= _KNOWN_MAX:
-                keys.clear()
-            keys[key_id] = found
+            remember(keys, key_id, found)
     return _checked(ctx, h, found, method, target, body)
 
 
@@ -128,51 +125,38 @@ def admit(conn: Connection, signed: Sequence[SignedRequest], now_us: int
     """Spend the requests' nonces in ``conn``'s transaction and read their keys and
     merchants as they are now: per request its merchant, or the refusal (a replayed nonce, a
     key revoked since it was remembered, a merchant no longer active)."""
-    if _prune.due(now_us):
-        conn.execute(delete(nonces).where(nonces.c.expires_at < now_us))
-    ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(nonces)
-    rows = {(r.key_id, r.nonce): r for r in signed}
-    new = {(r.key_id, r.nonce) for r in conn.execute(
-        ins.on_conflict_do_nothing().returning(nonces.c.key_id, nonces.c.nonce),
-        [{"key_id": k, "nonce": n, "expires_at": r.expires_at}
-         for (k, n), r in sorted(rows.items())])}
+    replayed = spend_nonces(conn, nonces, "key_id",
+                            [(r.key_id, r.nonce, r.expires_at) for r in signed], now_us, _prune)
     now = keys_now(conn, [r.key_id for r in signed])
-    seen: set[tuple[str, str]] = set()
     out: list[Merchant | PaycellError] = []
-    for r in signed:
-        k = (r.key_id, r.nonce)
+    for i, r in enumerate(signed):
         try:
             if r.key_id not in now:  # keys are revoked, not deleted; but never a 500
                 raise KeyUnknownError(f"no API key {r.key_id!r}", key_id=r.key_id)
             cred, merchant = now[r.key_id]
             if not cred.active_at(now_us):
                 raise KeyRevokedError(f"the API key {r.key_id!r} was revoked", key_id=r.key_id)
-            if k not in new or k in seen:
+            if i in replayed:
                 raise NonceReplayedError("this nonce was used already; every request needs a "
                                          "new one", nonce=r.nonce)
             out.append(_active(merchant))
         except PaycellError as exc:
             out.append(exc)
-        seen.add(k)
     return out
 
 
-_KNOWN_MAX = 10_000
-
-
-def _keys(ctx: Context) -> dict[str, tuple[Credential, str | None, Merchant]]:
-    """The keys (secret or public key, and merchant) this context's process has read."""
-    keys: dict[str, tuple[Credential, str | None, Merchant]] | None = getattr(
-        ctx, "_merchant_keys", None)
-    if keys is None:
-        keys = {}
-        ctx._merchant_keys = keys  # type: ignore[attr-defined]
-    return keys
+def admit_one(ctx: Context, signed: SignedRequest) -> Merchant:
+    """:func:`admit` for one request outside a batch: its merchant, or the refusal raised."""
+    with ctx.engine.begin() as conn:
+        [m] = admit(conn, [signed], ctx.clock.now_us())
+    if isinstance(m, PaycellError):
+        raise m
+    return m
 
 
 def known(ctx: Context, key_id: str | None) -> bool:
     """Whether :func:`verify_signature` can check this key's signature without reading."""
-    return key_id is not None and key_id in _keys(ctx)
+    return key_id is not None and key_id in remembered(ctx, "merchant keys")
 
 
 def _checked(ctx: Context, h: dict[str, str],

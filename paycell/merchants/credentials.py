@@ -179,7 +179,6 @@ def lookup_key(ctx: Context, key_id: str) -> tuple[Credential, str | None, Merch
     return _cred(row), secret, to_merchant(m)
 
 
-
 _CREDS = select(credentials).where(credentials.c.key_id.in_(bindparam("kids", expanding=True)))
 _MERCHANTS = select(merchants).where(merchants.c.id.in_(bindparam("mids", expanding=True)))
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, tuple_, update
 
 from paycell.context import Context
+from paycell.db import reading
 from paycell.errors import PaycellError
 from paycell.ledger import TransferRequest, chart
 from paycell.ledger import errors as le
@@ -111,7 +112,7 @@ def _prechecks(ctx: Context, taps: Sequence[Tap], out: list[Answer | None]
                ) -> list[_Pre | None]:
     """``authorise``'s checks before its transaction, with one read per table for all."""
     codes = {t.req.merchant_code.strip().upper() for t in taps}
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:  # reads only: on SQLite, no wait for the write lock
         by_code = {r.code: to_merchant(r) for r in conn.execute(
             select(merchants).where(merchants.c.code.in_(sorted(codes))))}
         store_ids = {r.id: r for r in conn.execute(select(stores).where(

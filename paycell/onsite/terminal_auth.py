@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from paycell.api.replay import NONCE_PRUNE_S, Every
+from paycell.api import replay
+from paycell.api.replay import NONCE_PRUNE_S, Every, remember, remembered
 from paycell.context import Context
 from paycell.crypto import unseal
 from paycell.errors import UnauthorizedError
@@ -116,55 +116,29 @@ def verify_signed(ctx: Context, *, method: str, target: str, terminal_id: str | 
     the batched authorisation does both for a whole batch. A terminal's key and store never
     change, so they are remembered per process; its state is not."""
     tid = _checked_id(terminal_id, timestamp, nonce, mac)
-    keys = _keys(ctx)
-    known = keys.get(tid)
+    keys = remembered(ctx, "terminals")
+    known: tuple[Terminal, bytes] | None = keys.get(tid)
     if known is None:
         row = terminal_row(ctx, tid)
         if row is None:
             raise TerminalUnknownError(f"no terminal {terminal_id}")
         known = to_terminal(row), unseal(ctx.settings.secret_key, KEY_PURPOSE, row.key_sealed)
-        if len(keys) >= _KNOWN_MAX:
-            keys.clear()
-        keys[tid] = known
+        remember(keys, tid, known)
     return _verify(ctx, *known, method, target, timestamp, nonce, mac, body)
 
 
 def spend_nonces(conn: Connection, signed: Sequence[Signed], now_us: int) -> set[int]:
     """Remember the messages' nonces in the caller's transaction; the indexes of those used
     before (replays: refuse them with :class:`TerminalNonceReplayedError`)."""
-    if _prune_nonces.due(now_us):
-        conn.execute(nonces.delete().where(nonces.c.expires_at < now_us))
-    rows = {(s.terminal.id, s.nonce): s for s in signed}
-    ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(nonces)
-    new = {(r.terminal_pk, r.nonce) for r in conn.execute(
-        ins.on_conflict_do_nothing().returning(nonces.c.terminal_pk, nonces.c.nonce),
-        [{"terminal_pk": t, "nonce": n, "expires_at": s.expires_at}
-         for (t, n), s in sorted(rows.items())])}
-    seen: set[tuple[int, str]] = set()
-    replayed = set()
-    for i, s in enumerate(signed):
-        k = (s.terminal.id, s.nonce)
-        if k not in new or k in seen:
-            replayed.add(i)
-        seen.add(k)
-    return replayed
-
-
-_KNOWN_MAX = 100_000
-
-
-def _keys(ctx: Context) -> dict[str, tuple[Terminal, bytes]]:
-    """The terminals (and keys) this context's process has read, by terminal id."""
-    keys: dict[str, tuple[Terminal, bytes]] | None = getattr(ctx, "_terminal_keys", None)
-    if keys is None:
-        keys = {}
-        ctx._terminal_keys = keys  # type: ignore[attr-defined]
-    return keys
+    return replay.spend_nonces(conn, nonces, "terminal_pk",
+                               [(s.terminal.id, s.nonce, s.expires_at) for s in signed],
+                               now_us, _prune_nonces)
 
 
 def known(ctx: Context, terminal_id: str | None) -> bool:
     """Whether :func:`verify_signed` can check this terminal's MAC without reading it."""
-    return terminal_id is not None and terminal_id.strip().upper() in _keys(ctx)
+    return (terminal_id is not None
+            and terminal_id.strip().upper() in remembered(ctx, "terminals"))
 
 
 def _checked_id(terminal_id: str | None, timestamp: str | None, nonce: str | None,

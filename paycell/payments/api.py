@@ -29,7 +29,13 @@ from paycell.api.errors import problem_responses
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.funding.cash_common import decode_cursor, encode_cursor
-from paycell.merchants.auth import SignedRequest, admit, current_merchant, signed_request
+from paycell.merchants.auth import (
+    SignedRequest,
+    admit,
+    admit_one,
+    current_merchant,
+    signed_request,
+)
 from paycell.merchants.model import Merchant
 from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
@@ -146,15 +152,6 @@ def _create_many(ctx: Context,
     for (i, _), reply in zip(todo, replies, strict=True):
         out[i] = reply
     return out
-
-
-def admit_one(ctx: Context, signed: SignedRequest) -> Merchant:
-    """:func:`admit` for one request outside a batch: its merchant, or the refusal raised."""
-    with ctx.engine.begin() as conn:
-        [m] = admit(conn, [signed], ctx.clock.now_us())
-    if isinstance(m, PaycellError):
-        raise m
-    return m
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")
