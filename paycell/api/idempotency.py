@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from paycell.api.errors import problem, problem_of, status_for
+from paycell.bulk import update_many
 from paycell.clock import Clock
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
 
@@ -254,9 +255,10 @@ class Keyed:
         if not answers:
             return
         now = self.clock.now_us()
-        conn.execute(_FINISH, [
-            {"w_caller": self.claims[i].caller, "w_key": self.claims[i].key,
-             "v_status": r.status, "v_response": r.body, "v_at": now} for i, r in answers])
+        update_many(conn, idempotency_keys, ("caller", "key"),
+                    ("state", "status_code", "response", "updated_at"),
+                    [(self.claims[i].caller, self.claims[i].key, "done", r.status, r.body, now)
+                     for i, r in answers])
         for i, r in answers:
             self.replies[i] = r
 

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from paycell.batching import After, Ahead, around
+from paycell.bulk import insert_many
 from paycell.clock import from_us
 from paycell.context import Context
 from paycell.errors import PaycellError
@@ -201,8 +202,8 @@ def _run(ctx: Context, conn: Connection, todo: list[tuple[int, SendCommand, str,
             sent[i].error = exc
     w.write(conn)
     if records:
-        rows = {r.ref: r for r in conn.execute(
-            t.insert().returning(*t.c), [rec for _, rec in records])}
+        rows = {r.ref: r for r in insert_many(conn, t, [rec for _, rec in records],
+                                              returning=True)}
         for i, rec in records:
             sent[i].transfer = _p2p(rows[rec["ref"]])
             sent[i].created = True

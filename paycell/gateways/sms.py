@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
 )
 
+from paycell.bulk import insert_many
 from paycell.clock import Clock
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class RecordingSms(StoredSms):
             return
         now = self.clock.now_us()
         with self.engine.begin() as conn:
-            conn.execute(sms_messages.insert(), [
+            insert_many(conn, sms_messages, [
                 {"direction": "out", "msisdn": msisdn, "body": body, "status": "recorded",
                  "created_at": now} for msisdn, body in texts])
 

@@ -51,8 +51,8 @@ def _driver(conn: Connection, sql: str, params: tuple[Any, ...] = ()
         raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
 
 
-def _rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = False
-          ) -> list[Any]:
+def driver_rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = False
+                ) -> list[Any]:
     """Run ``sql`` on the driver's cursor: SQLAlchemy's result rows cost more than the
     query itself on batches of thousands. Plain tuples, or named tuples when the caller
     reads columns by name."""
@@ -63,37 +63,42 @@ def _rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = Fal
 
 
 def existing_transfers(conn: Connection, ids: list[str]) -> list[Any]:
-    return _rows(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE id = ANY(%s::text[])",
-                 (texts(ids),), named=True)
+    return driver_rows(
+        conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE id = ANY(%s::text[])",
+              (texts(ids),), named=True)
 
 
 def lock_holds(conn: Connection, ids: list[str]) -> list[Any]:
-    return _rows(conn, "SELECT transfer_id, debit_account_id, credit_account_id, amount, ledger,"
-                 " status, expires_at, resolved_by FROM ledger_holds"
-                 " WHERE transfer_id = ANY(%s::text[]) ORDER BY transfer_id FOR UPDATE",
-                 (texts(ids),), named=True)
+    return driver_rows(
+        conn, "SELECT transfer_id, debit_account_id, credit_account_id, amount, ledger,"
+              " status, expires_at, resolved_by FROM ledger_holds"
+              " WHERE transfer_id = ANY(%s::text[]) ORDER BY transfer_id FOR UPDATE",
+              (texts(ids),), named=True)
 
 
 def lock_accounts(conn: Connection, ids: list[int]) -> list[Any]:
-    return _rows(conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"
-                 " credits_pending, credits_posted FROM ledger_accounts"
-                 " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", (ints(ids),))
+    return driver_rows(
+        conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"
+              " credits_pending, credits_posted FROM ledger_accounts"
+              " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", (ints(ids),))
 
 
 def lock_and_read_accounts(conn: Connection, lock: list[int], read: list[int]) -> list[Any]:
     """Lock ``lock`` (in id order) and read ``read`` without a lock, in one round trip."""
     cols = "id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted"
-    return _rows(conn, f"WITH locked AS (SELECT {cols} FROM ledger_accounts"
-                 " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE)"
-                 f" SELECT * FROM locked UNION ALL SELECT {cols} FROM ledger_accounts"
-                 " WHERE id = ANY(%s::bigint[])", (ints(lock), ints(read)))
+    return driver_rows(
+        conn, f"WITH locked AS (SELECT {cols} FROM ledger_accounts"
+              " WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE)"
+              f" SELECT * FROM locked UNION ALL SELECT {cols} FROM ledger_accounts"
+              " WHERE id = ANY(%s::bigint[])", (ints(lock), ints(read)))
 
 
 def read_accounts(conn: Connection, ids: list[int]) -> list[Any]:
     """Accounts without a lock: enough for those with no balance rule to check."""
-    return _rows(conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"
-                 " credits_pending, credits_posted FROM ledger_accounts"
-                 " WHERE id = ANY(%s::bigint[])", (ints(ids),))
+    return driver_rows(
+        conn, "SELECT id, ledger, flags, debits_pending, debits_posted,"
+              " credits_pending, credits_posted FROM ledger_accounts"
+              " WHERE id = ANY(%s::bigint[])", (ints(ids),))
 
 
 def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]],
@@ -109,15 +114,15 @@ def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int,
         " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
         " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id")
     if not lock_first:
-        _rows(conn, update, params)
+        driver_rows(conn, update, params)
         return
-    _rows(conn, "WITH locked AS (SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
+    driver_rows(conn, "WITH locked AS (SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
           " ORDER BY id FOR UPDATE) " + update + " AND (SELECT count(*) FROM locked) >= 0",
           (ints(lock_first), *params))
 
 
 def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
-    _rows(
+    driver_rows(
         conn, "INSERT INTO ledger_holds (transfer_id, debit_account_id, credit_account_id, amount,"
         " ledger, status, expires_at, resolved_by) SELECT * FROM unnest(%s::text[],"
         " %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],"
@@ -129,7 +134,7 @@ def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
 
 
 def update_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:
-    _rows(
+    driver_rows(
         conn, "UPDATE ledger_holds h SET status = v.st, resolved_by = v.rb"
         " FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(tid, st, rb)"
         " WHERE h.transfer_id = v.tid",
@@ -151,7 +156,7 @@ def _copy_text(x: str | None) -> str:
 def reserve_seqs(conn: Connection, n: int) -> tuple[int, str]:
     """Lock the chain head and move it ``n`` sequence numbers on, in one statement; return
     the head as it was (its seq and hash), which the new transfers chain from."""
-    (seq, prev), = _rows(conn, "UPDATE ledger_chain_head SET seq = seq + %s WHERE id = 1"
+    (seq, prev), = driver_rows(conn, "UPDATE ledger_chain_head SET seq = seq + %s WHERE id = 1"
                                " RETURNING seq, hash", (n,))
     return int(seq) - n, str(prev)
 
@@ -166,10 +171,10 @@ def append_journal(conn: Connection, ts: Sequence[m.Transfer]) -> None:
     by :func:`reserve_seqs`)."""
     if len(ts) > SMALL_APPEND:
         insert_transfers(conn, ts)
-        _rows(conn, "UPDATE ledger_chain_head SET hash = %s WHERE id = 1", (ts[-1].hash,))
+        driver_rows(conn, "UPDATE ledger_chain_head SET hash = %s WHERE id = 1", (ts[-1].hash,))
         return
     # A data-modifying CTE runs exactly once whether or not the UPDATE reads it.
-    _rows(
+    driver_rows(
         conn, f"WITH ins AS (INSERT INTO ledger_transfers ({_TRANSFER_COLS}) SELECT * FROM"
         " unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
         " %s::text[], %s::int[], %s::int[], %s::text[], %s::int[], %s::text[], %s::bigint[],"

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, select, tuple_
 
+from paycell.bulk import insert_many, update_many
 from paycell.context import Context
 from paycell.db import reading
 from paycell.errors import PaycellError
@@ -233,13 +234,11 @@ def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre 
             if d.verified and card is not None and t.req.atc > atc[card.id]:
                 atc[card.id] = t.req.atc  # this cryptogram can never approve later
             rows.append(_declined(ctx, t, p, d, now))
-    changed = [{"w_id": cid, "v_atc": n} for cid, n in atc.items() if n != locked[cid].last_atc]
-    if changed:
-        conn.execute(update(oc).where(oc.c.id == bindparam("w_id"))
-                     .values(last_atc=bindparam("v_atc")), changed)
+    update_many(conn, oc, ("id",), ("last_atc",),
+                [(cid, n) for cid, n in atc.items() if n != locked[cid].last_atc])
     w.write(conn)
     made = {(r.terminal_pk, r.batch_no, r.stan): r
-            for r in conn.execute(a.insert().returning(*a.c), rows)}
+            for r in insert_many(conn, a, rows, returning=True)}
     for i, t, _ in new:
         out[i] = au._auth(t.term, made[t.key])
     posting.finish()

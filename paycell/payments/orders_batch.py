@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, select, tuple_
 
 from paycell.batching import After, Ahead, around
+from paycell.bulk import insert_many
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.gateways.sms import send_all
@@ -158,7 +159,7 @@ def _create(ctx: Context, conn: Connection,
         new.append((i, c, row))
     if not rows:
         return
-    made = {r.trade_no: r for r in conn.execute(t.insert().returning(*t.c), rows)}
+    made = {r.trade_no: r for r in insert_many(conn, t, rows, returning=True)}
     events, codes = [], []
     for i, c, row in new:
         order = to_order(made[row["trade_no"]])
@@ -168,6 +169,5 @@ def _create(ctx: Context, conn: Connection,
         if c.text_code:
             out[i].code, fields = confirmations.new_order_code(ctx, order, now)
             codes.append(fields)
-    conn.execute(payment_events.insert(), events)
-    if codes:
-        conn.execute(sms_confirmations.insert(), codes)
+    insert_many(conn, payment_events, events)
+    insert_many(conn, sms_confirmations, codes)

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from paycell.batching import After, Ahead, around
+from paycell.bulk import insert_many, update_many
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.ledger import TransferFlags, TransferRequest, chart
@@ -118,14 +119,11 @@ def _pay(ctx: Context, conn: Connection, todo: list[tuple[int, PayCommand]],
             paid[i].error = exc
     w.write(conn)
     if changed:
-        conn.execute(update(t).where(t.c.id == bindparam("w_id"), t.c.state == bindparam("w_st"))
-                     .values(state=bindparam("v_st"), updated_at=bindparam("v_at"),
-                             paid_at=bindparam("v_paid"), paid_via=bindparam("v_via"),
-                             release_at=bindparam("v_rel")),
-                     [{"w_id": o.id, "w_st": st, "v_st": o.state, "v_at": o.updated_at,
-                       "v_paid": o.paid_at, "v_via": o.paid_via, "v_rel": o.release_at}
-                      for st, o in changed.values()])
-        conn.execute(payment_events.insert(), events)
+        update_many(conn, t, ("id", "state"),
+                    ("state", "updated_at", "paid_at", "paid_via", "release_at"),
+                    [(o.id, st, o.state, o.updated_at, o.paid_at, o.paid_via, o.release_at)
+                     for st, o in changed.values()])
+        insert_many(conn, payment_events, events)
         conn.execute(update(sms_confirmations).where(
             sms_confirmations.c.order_id.in_(sorted(o.id for _, o in changed.values())),
             sms_confirmations.c.state == confirmations.OPEN).values(state=confirmations.DEAD))

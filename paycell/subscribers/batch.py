@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
+from paycell.bulk import insert_many, update_many
 from paycell.clock import rfc3339
 from paycell.config import Settings
 from paycell.ledger.model import AccountState
@@ -33,11 +34,8 @@ from paycell.subscribers.tables import subscribers, usage
 from paycell.subscribers.tiers import periods, tier_limits
 
 # Usage added per (subscriber, period): the subscribers are locked, so no other writer races.
-_ADD_USAGE = text(
-    "INSERT INTO subscriber_usage (subscriber_id, period, used_fen)"
-    " VALUES (:sid, :period, :amount)"
-    " ON CONFLICT (subscriber_id, period)"
-    " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen")
+_ADD_USAGE = ("ON CONFLICT (subscriber_id, period)"
+              " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen")
 
 
 def _lock_statement(numbers: bool, pg: bool) -> Any:
@@ -167,18 +165,14 @@ class Wallets:
     def write(self, conn: Connection) -> None:
         """PIN counts (and hashes brought up to date), PIN-lock events, outflow usage."""
         s = subscribers
-        if self._pin_dirty:
-            conn.execute(
-                update(s).where(s.c.id == bindparam("w_id")).values(
-                    pin_hash=bindparam("v_hash"), pin_failures=bindparam("v_failures"),
-                    pin_locked_until=bindparam("v_until")),
-                [{"w_id": i, "v_hash": self._hash[i], "v_failures": self._pin[i].failures,
-                  "v_until": self._pin[i].locked_until} for i in sorted(self._pin_dirty)])
+        update_many(conn, s, ("id",), ("pin_hash", "pin_failures", "pin_locked_until"),
+                    [(i, self._hash[i], self._pin[i].failures, self._pin[i].locked_until)
+                     for i in sorted(self._pin_dirty)])
         for sid, reason in self._events:
             record_event(conn, sid, "pin_locked", "system", self.now, reason)
-        if self._added:
-            conn.execute(_ADD_USAGE, [{"sid": sid, "period": p, "amount": n}
-                                      for (sid, p), n in sorted(self._added.items())])
+        insert_many(conn, usage, [{"subscriber_id": sid, "period": p, "used_fen": n}
+                                  for (sid, p), n in sorted(self._added.items())],
+                    suffix=_ADD_USAGE)
 
 
 def check_cap(settings: Settings, row: Any, amount_fen: int, held_fen: int) -> None:
