@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paycell.errors import (
@@ -187,6 +187,20 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
                    "or holds a character that cannot be stored (NUL)")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database went away (restarted, or its connection died) or refused for the moment.
+    The transaction did not commit, or the client cannot know that it did: it retries with
+    the same Idempotency-Key, which answers with what happened."""
+    assert isinstance(exc, DBAPIError)
+    if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        return await _internal_error(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                str(exc.orig).strip() or type(exc.orig).__name__)
+    return problem(request, 503, "database_unavailable",
+                   "the database is unavailable for a moment: retry the request with the"
+                   " same Idempotency-Key", headers={"Retry-After": "1"})
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "internal_error",
@@ -202,6 +216,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _unstorable_value)
     app.add_exception_handler(DataError, _unstorable_value)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _internal_error)
     generate = app.openapi
 

@@ -6,9 +6,11 @@ import re
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from paycell import db
 from paycell.api.app import create_app
 from paycell.config import Settings
 from paycell.errors import PaycellError
@@ -185,3 +187,45 @@ def test_openapi_documents_problem_json(client: TestClient) -> None:
         assert list(content) == ["application/problem+json"]
         assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+def _drop_connections(db_url: str) -> int:
+    """Terminate every other session on the test's database: what a PostgreSQL restart
+    does to the API's pooled connections."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database,
+                         autocommit=True) as admin:
+        rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                             ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.postgres_only
+def test_a_dead_database_connection_is_503_then_recovers(
+        client: TestClient, auth: dict[str, str], db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_problem(client.get("/v1/ledger/accounts/999999", headers=auth), 404,
+                   "account_not_found")
+    monkeypatch.setattr(db, "IDLE_PING_S", 3600.0)  # no ping: the request finds it dead
+    assert _drop_connections(db_url) >= 1
+    r = client.get("/v1/ledger/accounts/999999", headers=auth)
+    assert_problem(r, 503, "database_unavailable")
+    assert r.headers["retry-after"] == "1"
+    # SQLAlchemy dropped the pool: the next request gets a fresh connection.
+    assert_problem(client.get("/v1/ledger/accounts/999999", headers=auth), 404,
+                   "account_not_found")
+
+
+@pytest.mark.postgres_only
+def test_an_idle_dead_connection_is_replaced_before_use(
+        client: TestClient, auth: dict[str, str], db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_problem(client.get("/v1/ledger/accounts/999999", headers=auth), 404,
+                   "account_not_found")
+    monkeypatch.setattr(db, "IDLE_PING_S", 0.0)  # every pooled connection counts as idle
+    assert _drop_connections(db_url) >= 1
+    assert_problem(client.get("/v1/ledger/accounts/999999", headers=auth), 404,
+                   "account_not_found")
