@@ -19,6 +19,7 @@ from paycell.bulk import insert_many, update_many
 from paycell.clock import rfc3339
 from paycell.config import Settings
 from paycell.ledger.model import AccountState
+from paycell.ledger.pgbulk import driver_rows, ints, texts
 from paycell.subscribers import pins
 from paycell.subscribers.errors import (
     BalanceCapExceededError,
@@ -38,18 +39,23 @@ _ADD_USAGE = ("ON CONFLICT (subscriber_id, period)"
               " DO UPDATE SET used_fen = subscriber_usage.used_fen + excluded.used_fen")
 
 
-def _lock_statement(numbers: bool, pg: bool) -> Any:
+def _lock_statement(numbers: bool) -> Any:
     s = subscribers
     cond: Any = s.c.id.in_(bindparam("ids", expanding=True))
     if numbers:
         cond = or_(cond, and_(s.c.msisdn.in_(bindparam("numbers", expanding=True)),
                               s.c.state != "closed"))
-    stmt = select(s).where(cond).order_by(s.c.id)
-    return stmt.with_for_update() if pg else stmt
+    return select(s).where(cond).order_by(s.c.id)  # SQLite: BEGIN IMMEDIATE holds it all
 
 
-# Built once (every batch runs them): by (numbers asked for, PostgreSQL).
-_LOCK = {(n, pg): _lock_statement(n, pg) for n in (False, True) for pg in (False, True)}
+# Built once (every batch runs them): by whether numbers are asked for.
+_LOCK = {n: _lock_statement(n) for n in (False, True)}
+# The same two on PostgreSQL: arrays, one text whatever the batch's size (an expanding IN
+# is new text per size, rendered by SQLAlchemy and parsed by the server every time).
+_LOCK_PG = ("SELECT * FROM subscribers WHERE id = ANY(%s::bigint[])"
+            " OR (msisdn = ANY(%s::text[]) AND state <> 'closed') ORDER BY id FOR UPDATE")
+_USED_PG = ("SELECT subscriber_id, period, used_fen FROM subscriber_usage"
+            " WHERE subscriber_id = ANY(%s::bigint[]) AND period IN (%s, %s)")
 _USED = select(usage.c.subscriber_id, usage.c.period, usage.c.used_fen).where(
     usage.c.subscriber_id.in_(bindparam("ids", expanding=True)),
     usage.c.period.in_([bindparam("day"), bindparam("month")]))
@@ -71,9 +77,12 @@ class Wallets:
         self._open: dict[str, Any] = {}
         wanted = set(numbers)
         rows = list(locked)
-        if ids or numbers:
-            stmt = _LOCK[(bool(numbers), conn.dialect.name == "postgresql")]
-            rows += conn.execute(stmt, {"ids": ids, "numbers": numbers}).all()
+        pg = conn.dialect.name == "postgresql"
+        if pg and (ids or numbers):
+            rows += driver_rows(conn, _LOCK_PG, (ints(ids), texts(numbers)), named=True)
+        elif ids or numbers:
+            rows += conn.execute(_LOCK[bool(numbers)],
+                                 {"ids": ids, "numbers": numbers}).all()
         for r in rows:
             self._rows[r.id] = r
             if r.state != "closed" and r.msisdn in wanted:
@@ -83,9 +92,13 @@ class Wallets:
         self._hash = {i: r.pin_hash for i, r in self._rows.items()}
         self._pin_dirty: set[int] = set()
         self._events: list[tuple[int, str]] = []
-        self._used = {(r.subscriber_id, r.period): int(r.used_fen) for r in conn.execute(
-            _USED, {"ids": list(self._rows), "day": self.day, "month": self.month})
-        } if self._rows else {}
+        used: Any = ()
+        if self._rows and pg:
+            used = driver_rows(conn, _USED_PG, (ints(self._rows), self.day, self.month))
+        elif self._rows:
+            used = conn.execute(_USED, {"ids": list(self._rows), "day": self.day,
+                                        "month": self.month})
+        self._used = {(r[0], r[1]): int(r[2]) for r in used}
         self._added: dict[tuple[int, str], int] = {}
 
     def __contains__(self, subscriber_id: object) -> bool:
