@@ -17,10 +17,20 @@ with any other column type named in the rows takes the generic one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Integer, String, Table, bindparam, text, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    select,
+    text,
+    update,
+)
 
 from paycell.ledger.pgbulk import driver_rows, ints, texts
 
@@ -110,3 +120,23 @@ def update_many(conn: Connection, table: Table, where: Sequence[str], values: Se
     conn.execute(stmt, [{**{f"w_{n}": v for n, v in zip(where, r[:len(where)], strict=True)},
                          **{f"v_{n}": v for n, v in zip(values, r[len(where):], strict=True)}}
                         for r in rows])
+
+
+def select_any(conn: Connection, table: Table, column: str, values: Iterable[Any], *,
+               lock: bool = False) -> list[Any]:
+    """The table's rows whose ``column`` is one of ``values``, in id order; with ``lock``,
+    locked for the transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds
+    everything already). On PostgreSQL one text for any number of values (``= ANY`` of an
+    array), read on the driver's cursor as named tuples."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return []
+    if conn.dialect.name == "postgresql":
+        got = _array(conn, table, column, wanted)
+        if got is not None:
+            q = conn.dialect.identifier_preparer.quote
+            sql = (f"SELECT * FROM {q(table.name)} WHERE {q(column)} = ANY(%s::{got[0]})"
+                   " ORDER BY id" + (" FOR UPDATE" if lock else ""))
+            return driver_rows(conn, sql, (got[1],), named=True)
+    return list(conn.execute(select(table).where(table.c[column].in_(wanted))
+                             .order_by(table.c.id)))

@@ -109,10 +109,10 @@ def reading(engine: Engine) -> Connection:
     return engine.connect().execution_options(paycell_read=True)
 
 
-def reading_once(engine: Engine) -> Connection:
-    """:func:`reading` for one statement. On PostgreSQL it runs in autocommit: one round
-    trip instead of three (BEGIN, the statement, ROLLBACK); a READ COMMITTED transaction
-    gives a single statement nothing more."""
+def reading_each(engine: Engine) -> Connection:
+    """:func:`reading` for reads that need no snapshot in common. On PostgreSQL each
+    statement runs on its own (autocommit): no BEGIN and ROLLBACK round trips around them.
+    A READ COMMITTED transaction gives each statement its own snapshot anyway."""
     conn = reading(engine)
     if engine.dialect.name == "postgresql":
         conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 
-from paycell.bulk import insert_many, update_many
+from paycell.bulk import insert_many, select_any, update_many
 
 meta = MetaData()
 scratch = Table(
@@ -99,3 +99,21 @@ def test_nothing_to_write_sends_nothing(engine: Engine, table: Table) -> None:
         assert insert_many(conn, table, [], returning=True) == []
         update_many(conn, table, ("ref",), ("note",), [])
     assert _stored(engine) == []
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(notes_in=st.lists(notes, min_size=1, max_size=10),
+       asked=st.lists(words | tricky, max_size=6), lock=st.booleans())
+def test_select_any_finds_exactly_the_rows_asked_for(
+        engine: Engine, table: Table, notes_in: list[str | None], asked: list[str],
+        lock: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(table.delete())
+        insert_many(conn, table, [{"ref": f"r{i:03}", "amount": i, "note": n}
+                                  for i, n in enumerate(notes_in)])
+    if notes_in[0] is not None:
+        asked = [*asked, notes_in[0]]  # at least one row found, most of the time
+    with engine.begin() as conn:
+        got = select_any(conn, table, "note", asked, lock=lock)
+    assert [r.amount for r in got] == [i for i, n in enumerate(notes_in) if n in set(asked)]

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
 
-from paycell.bulk import insert_many, update_many
+from paycell.bulk import insert_many, select_any, update_many
 from paycell.context import Context
-from paycell.db import reading
+from paycell.db import reading_each
 from paycell.errors import PaycellError
 from paycell.ledger import TransferRequest, chart
 from paycell.ledger import errors as le
@@ -113,13 +113,12 @@ def _prechecks(ctx: Context, taps: Sequence[Tap], out: list[Answer | None]
                ) -> list[_Pre | None]:
     """``authorise``'s checks before its transaction, with one read per table for all."""
     codes = {t.req.merchant_code.strip().upper() for t in taps}
-    with reading(ctx.engine) as conn:  # reads only: on SQLite, no wait for the write lock
-        by_code = {r.code: to_merchant(r) for r in conn.execute(
-            select(merchants).where(merchants.c.code.in_(sorted(codes))))}
-        store_ids = {r.id: r for r in conn.execute(select(stores).where(
-            stores.c.id.in_(sorted({t.term.store_id for t in taps}))))}
-        by_pan = {(r.pan, r.psn): cards._card(r) for r in conn.execute(select(cards.onsite_cards)
-                  .where(cards.onsite_cards.c.pan.in_(sorted({t.req.pan for t in taps}))))}
+    with reading_each(ctx.engine) as conn:  # reads only: on SQLite, no wait for the write lock
+        by_code = {r.code: to_merchant(r) for r in select_any(conn, merchants, "code", codes)}
+        store_ids = {r.id: r for r in select_any(conn, stores, "id",
+                                                 {t.term.store_id for t in taps})}
+        by_pan = {(r.pan, r.psn): cards._card(r) for r in select_any(
+            conn, cards.onsite_cards, "pan", {t.req.pan for t in taps})}
     ks = au._keystore(ctx)
     s = ctx.settings
     pre: list[_Pre | None] = [None] * len(taps)
@@ -167,16 +166,15 @@ def _prechecks(ctx: Context, taps: Sequence[Tap], out: list[Answer | None]
 def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre | None],
             refused: list[Answer | None], out: list[Answer | None],
             again: dict[int, Any]) -> None:
-    pg = conn.dialect.name == "postgresql"
     now = ctx.clock.now_us()
     # The terminal's authentication first, as for any other message: the nonce, then its
     # state (under its row lock, which every money message of a terminal takes first).
     signed = [(i, t.signed) for i, t in enumerate(taps) if t.signed is not None]
     replayed = {signed[k][0] for k in spend_nonces(conn, [s for _, s in signed], now)
                 } if signed else set()
-    term_rows = {r.id: r for r in conn.execute(_locked(
-        select(terminals), terminals.c.id,
-        {t.term.id for i, t in enumerate(taps) if i not in replayed}, pg))}
+    term_rows = {r.id: r for r in select_any(
+        conn, terminals, "id", {t.term.id for i, t in enumerate(taps) if i not in replayed},
+        lock=True)}
     live = []
     for i, (t, p) in enumerate(zip(taps, pre, strict=True)):
         if i in replayed:
@@ -211,8 +209,8 @@ def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre 
     if not new:
         return
     oc = cards.onsite_cards
-    locked = {r.id: r for r in conn.execute(
-        _locked(select(oc), oc.c.id, {p.card.id for *_, p in new if p.card is not None}, pg))}
+    locked = {r.id: r for r in select_any(
+        conn, oc, "id", {p.card.id for *_, p in new if p.card is not None}, lock=True)}
     atc = {cid: int(r.last_atc) for cid, r in locked.items()}
     approvable = [p for *_, p in new if p.decline is None and p.card is not None]
     w = Wallets(conn, ctx.settings, now, ids=[p.card.subscriber_id for p in approvable
@@ -242,12 +240,6 @@ def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre 
     for i, t, _ in new:
         out[i] = au._auth(t.term, made[t.key])
     posting.finish()
-
-
-def _locked(stmt: Any, id_col: Any, ids: set[int], pg: bool) -> Any:
-    """``stmt`` for the rows ``ids``, in id order, locked (FOR UPDATE) on PostgreSQL."""
-    stmt = stmt.where(id_col.in_(sorted(ids))).order_by(id_col)
-    return stmt.with_for_update() if pg else stmt
 
 
 def _approve(ctx: Context, w: Wallets, posting: Posting, t: Tap, p: _Pre,

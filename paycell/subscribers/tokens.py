@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from paycell.api.idempotency import IdempotencyKeyReusedError, check_key
 from paycell.context import Context
-from paycell.db import reading_once
+from paycell.db import reading_each
 from paycell.subscribers import pins
 from paycell.subscribers.errors import (
     CredentialsInvalidError,
@@ -172,7 +172,7 @@ _SESSION_BY_ACCESS = (
 def authenticate(ctx: Context, access_token: str) -> SessionInfo:
     """The session an access token belongs to. Raises TokenInvalidError (unknown, revoked,
     or its wallet closed) or TokenExpiredError."""
-    with reading_once(ctx.engine) as conn:
+    with reading_each(ctx.engine) as conn:
         row = conn.execute(_SESSION_BY_ACCESS,
                            {"access_hash": hash_token(access_token)}).first()
     if row is None or row.revoked_at is not None:
