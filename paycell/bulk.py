@@ -29,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     select,
     text,
+    tuple_,
     update,
 )
 
@@ -122,21 +123,28 @@ def update_many(conn: Connection, table: Table, where: Sequence[str], values: Se
                         for r in rows])
 
 
-def select_any(conn: Connection, table: Table, column: str, values: Iterable[Any], *,
-               lock: bool = False) -> list[Any]:
-    """The table's rows whose ``column`` is one of ``values``, in id order; with ``lock``,
-    locked for the transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds
-    everything already). On PostgreSQL one text for any number of values (``= ANY`` of an
-    array), read on the driver's cursor as named tuples."""
+def select_any(conn: Connection, table: Table, column: str | tuple[str, ...],
+               values: Iterable[Any], *, lock: bool = False) -> list[Any]:
+    """The table's rows whose ``column`` is one of ``values`` (or whose columns, a tuple
+    of names, are one of the tuples ``values``), in id order; with ``lock``, locked for the
+    transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE holds everything
+    already). On PostgreSQL one text for any number of values (arrays), read on the
+    driver's cursor as named tuples."""
     wanted = sorted(set(values))
     if not wanted:
         return []
+    names = (column,) if isinstance(column, str) else column
     if conn.dialect.name == "postgresql":
-        got = _array(conn, table, column, wanted)
+        got = _arrays(conn, table, names, [wanted] if isinstance(column, str)
+                      else list(zip(*wanted, strict=True)))
         if got is not None:
             q = conn.dialect.identifier_preparer.quote
-            sql = (f"SELECT * FROM {q(table.name)} WHERE {q(column)} = ANY(%s::{got[0]})"
-                   " ORDER BY id" + (" FOR UPDATE" if lock else ""))
-            return driver_rows(conn, sql, (got[1],), named=True)
-    return list(conn.execute(select(table).where(table.c[column].in_(wanted))
-                             .order_by(table.c.id)))
+            arrays = ", ".join(f"%s::{c}" for c in got[0])
+            match = (f"{q(column)} = ANY({arrays})" if isinstance(column, str) else
+                     f"({', '.join(q(n) for n in names)}) IN (SELECT * FROM unnest({arrays}))")
+            sql = (f"SELECT * FROM {q(table.name)} WHERE {match} ORDER BY id"
+                   + (" FOR UPDATE" if lock else ""))
+            return driver_rows(conn, sql, tuple(got[1]), named=True)
+    cond = (table.c[column].in_(wanted) if isinstance(column, str)
+            else tuple_(*[table.c[n] for n in names]).in_(wanted))
+    return list(conn.execute(select(table).where(cond).order_by(table.c.id)))

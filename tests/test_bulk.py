@@ -117,3 +117,13 @@ def test_select_any_finds_exactly_the_rows_asked_for(
     with engine.begin() as conn:
         got = select_any(conn, table, "note", asked, lock=lock)
     assert [r.amount for r in got] == [i for i, n in enumerate(notes_in) if n in set(asked)]
+
+
+def test_select_any_by_pairs_of_columns(engine: Engine, table: Table) -> None:
+    with engine.begin() as conn:
+        insert_many(conn, table, [{"ref": f"r{i}", "amount": i % 3, "note": None}
+                                  for i in range(9)])
+    with engine.begin() as conn:
+        got = select_any(conn, table, ("ref", "amount"),
+                         [("r1", 1), ("r2", 1), ("r5", 2), ("r9", 0)], lock=True)
+    assert [(r.ref, r.amount) for r in got] == [("r1", 1), ("r5", 2)]

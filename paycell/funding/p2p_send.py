@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from paycell.batching import After, Ahead, around
-from paycell.bulk import insert_many
+from paycell.bulk import insert_many, select_any
 from paycell.clock import from_us
 from paycell.context import Context
 from paycell.errors import PaycellError
@@ -174,8 +174,7 @@ def _run(ctx: Context, conn: Connection, todo: list[tuple[int, SendCommand, str,
     now = ctx.clock.now_us()
     t = p2p_transfers
     # A repeat of a transfer already made answers with it, before any check (no PIN).
-    made = {r.ref: r for r in conn.execute(
-        select(t).where(t.c.ref.in_([ref for *_, ref in todo])))}
+    made = {r.ref: r for r in select_any(conn, t, "ref", [ref for *_, ref in todo])}
     fresh = []
     for item in todo:
         row = made.get(item[3])

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection
 
 from paycell.bulk import insert_many, select_any, update_many
 from paycell.context import Context
@@ -189,8 +189,8 @@ def _decide(ctx: Context, conn: Connection, taps: Sequence[Tap], pre: list[_Pre 
     if not live:
         return
     a = authorisations
-    seen = {(r.terminal_pk, r.batch_no, r.stan): r for r in conn.execute(select(a).where(
-        tuple_(a.c.terminal_pk, a.c.batch_no, a.c.stan).in_([t.key for _, t, _ in live])))}
+    seen = {(r.terminal_pk, r.batch_no, r.stan): r for r in select_any(
+        conn, a, ("terminal_pk", "batch_no", "stan"), [t.key for _, t, _ in live])}
     new: list[tuple[int, Tap, _Pre]] = []
     for i, t, p in live:
         old = seen.get(t.key)

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection
 
 from paycell.batching import After, Ahead, around
-from paycell.bulk import insert_many
+from paycell.bulk import insert_many, select_any
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.gateways.sms import send_all
@@ -117,13 +117,12 @@ def _checked(ctx: Context, c: CreateCommand) -> OrderRequest | PaycellError:
 def _create(ctx: Context, conn: Connection,
             todo: list[tuple[int, CreateCommand, OrderRequest]], out: list[Created]) -> None:
     t = payment_orders
-    old = {(r.merchant_id, r.out_trade_no): r for r in conn.execute(select(t).where(
-        tuple_(t.c.merchant_id, t.c.out_trade_no).in_(
-            [(c.merchant.id, req.out_trade_no) for _, c, req in todo])))}
-    s = subscribers
-    payers = {r.msisdn: r for r in conn.execute(select(s.c.id, s.c.msisdn).where(
-        s.c.msisdn.in_(sorted({req.payer_msisdn for *_, req in todo})),
-        s.c.state != "closed"))}
+    old = {(r.merchant_id, r.out_trade_no): r for r in select_any(
+        conn, t, ("merchant_id", "out_trade_no"),
+        [(c.merchant.id, req.out_trade_no) for _, c, req in todo])}
+    payers = {r.msisdn: r for r in select_any(conn, subscribers, "msisdn",
+                                              {req.payer_msisdn for *_, req in todo})
+              if r.state != "closed"}
     now = ctx.clock.now_us()
     rows: list[dict[str, Any]] = []
     new: list[tuple[int, CreateCommand, dict[str, Any]]] = []

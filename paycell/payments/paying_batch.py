@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from paycell.batching import After, Ahead, around
-from paycell.bulk import insert_many, update_many
+from paycell.bulk import insert_many, select_any, update_many
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.ledger import TransferFlags, TransferRequest, chart
@@ -89,13 +89,11 @@ def pay_batch(ctx: Context, cmds: Sequence[PayCommand], *, ahead: Ahead | None =
 def _pay(ctx: Context, conn: Connection, todo: list[tuple[int, PayCommand]],
          paid: list[Paid]) -> None:
     now = ctx.clock.now_us()
-    pg = conn.dialect.name == "postgresql"
     t = payment_orders
-    stmt = (select(t).where(t.c.trade_no.in_(sorted({c.trade_no for _, c in todo})))
-            .order_by(t.c.id))
-    rows = {r.trade_no: r for r in conn.execute(stmt.with_for_update() if pg else stmt)}
-    shops = {r.id: to_merchant(r) for r in conn.execute(select(merchants).where(
-        merchants.c.id.in_(sorted({r.merchant_id for r in rows.values()}))))}
+    rows = {r.trade_no: r for r in select_any(conn, t, "trade_no",
+                                              {c.trade_no for _, c in todo}, lock=True)}
+    shops = {r.id: to_merchant(r) for r in select_any(
+        conn, merchants, "id", {r.merchant_id for r in rows.values()})}
     w = Wallets(conn, ctx.settings, now, ids=[c.subscriber.id for _, c in todo])
     payables = {m.payable_account_id for m in shops.values() if m.payable_account_id}
     posting = Posting(ctx.ledger, conn,
