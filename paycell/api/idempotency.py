@@ -44,6 +44,7 @@ from paycell.api.errors import problem, problem_of, status_for
 from paycell.bulk import update_many
 from paycell.clock import Clock
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
+from paycell.ledger.pgbulk import driver_rows, texts
 
 STALE_AFTER_S = 30  # longer than any request runs (the bank and carrier time out at 10 s)
 MAX_KEY_LEN = 255
@@ -229,9 +230,9 @@ class Keyed:
         now = self.clock.now_us()
         claims = sorted(self.claims, key=lambda c: c.id)  # one order: no deadlock
         if conn.dialect.name == "postgresql":  # one text whatever the batch's size
-            rows: Any = conn.exec_driver_sql(_CLAIM_PG, (
-                now, now, [c.caller for c in claims], [c.key for c in claims],
-                [c.digest for c in claims]))
+            rows: Any = driver_rows(conn, _CLAIM_PG, (
+                now, now, texts([c.caller for c in claims]), texts([c.key for c in claims]),
+                texts([c.digest for c in claims])))
         else:
             t = idempotency_keys
             rows = conn.execute(

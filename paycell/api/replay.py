@@ -18,7 +18,9 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+
+from paycell.bulk import insert_many
 
 
 class Every:
@@ -57,11 +59,16 @@ def spend_nonces(conn: Connection, table: Table, owner: str,
     is due."""
     if prune.due(now_us):
         conn.execute(table.delete().where(table.c.expires_at < now_us))
-    rows = {(o, n): e for o, n, e in nonces}
-    ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-    new = {(r[0], r[1]) for r in conn.execute(
-        ins.on_conflict_do_nothing().returning(table.c[owner], table.c.nonce),
-        [{owner: o, "nonce": n, "expires_at": e} for (o, n), e in sorted(rows.items())])}
+    rows = [{owner: o, "nonce": n, "expires_at": e}
+            for (o, n), e in sorted({(o, n): e for o, n, e in nonces}.items())]
+    if conn.dialect.name == "postgresql":  # one text for any number of nonces
+        new = {(getattr(r, owner), r.nonce)
+               for r in insert_many(conn, table, rows, returning=True,
+                                    suffix="ON CONFLICT DO NOTHING")}
+    else:
+        new = {(r[0], r[1]) for r in conn.execute(
+            sqlite.insert(table).on_conflict_do_nothing().returning(table.c[owner],
+                                                                   table.c.nonce), rows)}
     seen: set[tuple[Any, str]] = set()
     replayed = set()
     for i, (o, n, _) in enumerate(nonces):

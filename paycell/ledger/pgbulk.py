@@ -8,7 +8,7 @@ generic SQLAlchemy path in ``store.py`` stays the reference, and SQLite's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -40,7 +40,7 @@ def texts(xs: Iterable[str | None]) -> str:
 
 
 @contextmanager
-def _driver(conn: Connection, sql: str, params: tuple[Any, ...] = ()
+def _driver(conn: Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
             ) -> Iterator[psycopg.Connection[Any]]:
     """The driver's own connection, in the ledger's transaction. Its errors are raised as
     SQLAlchemy would raise them, so the ledger's retry rules (deadlock, lock timeout, lost
@@ -51,8 +51,8 @@ def _driver(conn: Connection, sql: str, params: tuple[Any, ...] = ()
         raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
 
 
-def driver_rows(conn: Connection, sql: str, params: tuple[Any, ...], named: bool = False
-                ) -> list[Any]:
+def driver_rows(conn: Connection, sql: str, params: Sequence[Any] | Mapping[str, Any],
+                named: bool = False) -> list[Any]:
     """Run ``sql`` on the driver's cursor: SQLAlchemy's result rows cost more than the
     query itself on batches of thousands. Plain tuples, or named tuples when the caller
     reads columns by name."""

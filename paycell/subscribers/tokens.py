@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from paycell.api.idempotency import IdempotencyKeyReusedError, check_key
+from paycell.bulk import select_rows
 from paycell.context import Context
 from paycell.db import reading_each
 from paycell.subscribers import pins
@@ -173,8 +174,8 @@ def authenticate(ctx: Context, access_token: str) -> SessionInfo:
     """The session an access token belongs to. Raises TokenInvalidError (unknown, revoked,
     or its wallet closed) or TokenExpiredError."""
     with reading_each(ctx.engine) as conn:
-        row = conn.execute(_SESSION_BY_ACCESS,
-                           {"access_hash": hash_token(access_token)}).first()
+        found = select_rows(conn, _SESSION_BY_ACCESS, {"access_hash": hash_token(access_token)})
+    row = found[0] if found else None
     if row is None or row.revoked_at is not None:
         raise TokenInvalidError("the access token is not valid: log in again")
     if row.access_expires_at <= ctx.clock.now_us():
