@@ -1,18 +1,20 @@
-"""Many rows written in one statement, on PostgreSQL.
+"""A batch's rows in one statement per table, on PostgreSQL.
 
 SQLAlchemy's executemany runs its statement once per row on psycopg: one execution on the
 server and one round of the driver's Python per row. A batch of payments writes several
-tables a row per payment, so those executions were most of what a batch cost the server and
-a quarter of what it cost the API process. Here PostgreSQL gets the rows as one array per
-column, ``unnest``ed by one statement whose text does not change with the number of rows
-(so the server plans it once per connection). Arrays are sent as literals built with one
-``join`` (``ledger.pgbulk``): psycopg's list dumper walks them in Python. The statements go
-to the driver's cursor in the caller's transaction: SQLAlchemy's result set-up for a
-textual statement cost more than the statement itself.
+tables a row per payment, and those executions were most of the statements the server ran
+(``pg_stat_statements``: 9,190 usage upserts in 12 s). Here PostgreSQL gets the rows as one
+array per column, ``unnest``ed by one statement whose text does not change with the number
+of rows, so the server plans it once per connection: :func:`insert_many`,
+:func:`update_many`, and for reads and locks :func:`select_any` (``= ANY`` of an array
+instead of an ``IN`` list, whose text changes with its length). Arrays are sent as literals
+built with one ``join`` (``ledger.pgbulk``): psycopg's list dumper walks them in Python.
+The statements go to the driver's cursor in the caller's transaction (:func:`select_rows`
+too): SQLAlchemy's set-up of a result cost more than these statements themselves.
 
-Elsewhere (SQLite) the same helpers run the plain executemany, which stays the reference:
-the tests run both. Only integer, text and boolean columns take the array path; a table
-with any other column type named in the rows takes the generic one.
+Elsewhere (SQLite) the same helpers run SQLAlchemy's executemany and ``IN``, which stay the
+reference: the tests run both. Only integer, text and boolean columns take the array path;
+a statement naming a column of any other type takes the generic one.
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ def _arrays(conn: Connection, table: Table, names: Sequence[str],
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 returning: bool = False, suffix: str = "") -> list[Any]:
     """INSERT ``rows`` (dicts with the same keys). ``suffix`` is SQL both forms end with
-    (an ON CONFLICT clause). With ``returning``, the inserted rows (every column, in no
-    particular order: named tuples on PostgreSQL, SQLAlchemy rows elsewhere); otherwise []."""
+    (an ON CONFLICT clause; together with ``returning`` on PostgreSQL only). With
+    ``returning``, the inserted rows (every column, in no particular order: named tuples
+    on PostgreSQL, SQLAlchemy rows elsewhere); otherwise []."""
     if not rows:
         return []
     names = list(rows[0])
@@ -85,10 +88,11 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
                    + ", ".join(f"%s::{c}" for c in casts) + f") {suffix}"
                    + (" RETURNING *" if returning else ""))
             return driver_rows(conn, sql, tuple(literals), named=True)
+    if suffix and returning:  # an executemany of text returns no rows
+        raise ValueError("insert_many: RETURNING with a suffix is for PostgreSQL only")
     if suffix:
         stmt: Any = text(f"INSERT INTO {q(table.name)} ({cols}) VALUES ("
-                         + ", ".join(f":{n}" for n in names) + f") {suffix}"
-                         + (" RETURNING *" if returning else ""))
+                         + ", ".join(f":{n}" for n in names) + f") {suffix}")
     else:
         stmt = table.insert().returning(*table.c) if returning else table.insert()
     if returning:  # executemany with RETURNING: SQLAlchemy's insertmanyvalues
@@ -100,7 +104,8 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 def update_many(conn: Connection, table: Table, where: Sequence[str], values: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> None:
     """For each row ``(*where values, *new values)``: UPDATE the table's rows whose columns
-    ``where`` equal the first values, setting the columns ``values`` to the rest."""
+    ``where`` equal the first values, setting the columns ``values`` to the rest. No two
+    rows may have the same where values (PostgreSQL would apply only one of them)."""
     if not rows:
         return
     names = [*where, *values]
