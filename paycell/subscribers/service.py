@@ -260,38 +260,23 @@ def verify_pin(ctx: Context, subscriber_id: int, pin: str) -> None:
     now = ctx.clock.now_us()
     _raise_if_locked(pins.PinState(row.pin_failures, row.pin_locked_until), now)
     key = pins.pin_key(ctx.settings.secret_key)
-    stored = row.pin_hash
-    right = pins.pin_matches(stored, pin, key)
-    if right and pins.needs_rehash(stored):
-        new = pins.hash_pin(pin, key)
-        with ctx.engine.begin() as conn:  # an old argon2id hash: store its PVV instead
-            if conn.execute(update(subscribers).where(
-                    subscribers.c.id == subscriber_id, subscribers.c.pin_hash == stored)
-                    .values(pin_hash=new)).rowcount:
-                stored = new
-    if right and not row.pin_failures:
-        return  # the common case writes nothing
-    s = ctx.settings
+    if (not row.pin_failures and not pins.needs_rehash(row.pin_hash)
+            and pins.pin_matches(row.pin_hash, pin, key)):
+        return  # the common case reads only: on SQLite it takes no write lock
+    # Anything to write (a failure counted, a count reset, an old hash replaced): the batched
+    # use cases' rules, on the row locked, answered as it stands now.
+    from paycell.subscribers.batch import Wallets  # batch imports this module
+
+    refused: PinInvalidError | PinLockedError | None = None
     with ctx.engine.begin() as conn:
-        cur = lock_row(conn, subscriber_id)
-        state = pins.PinState(cur.pin_failures, cur.pin_locked_until)
-        if pins.locked(state, now) or cur.pin_hash != stored:
-            outcome = None  # locked or changed meanwhile: this answer no longer counts
-        else:
-            outcome = (pins.after_success() if right
-                       else pins.after_failure(state, now, s.pin_max_failures, s.pin_lock_s))
-            conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
-                pin_failures=outcome.failures, pin_locked_until=outcome.locked_until))
-            if outcome.locked_until:
-                record_event(conn, subscriber_id, "pin_locked", "system", now,
-                             f"{s.pin_max_failures} wrong PINs")
-    if outcome is None:
-        _raise_if_locked(state, now)
-        raise PinInvalidError("the PIN changed meanwhile; try again")
-    if right:
-        return
-    _raise_if_locked(outcome, now)
-    raise PinInvalidError("wrong PIN", remaining_tries=s.pin_max_failures - outcome.failures)
+        w = Wallets(conn, ctx.settings, now, ids=[subscriber_id])
+        try:
+            w.verify_pin(subscriber_id, pin)
+        except (PinInvalidError, PinLockedError) as exc:
+            refused = exc  # the count is written and committed, then the refusal raised
+        w.write(conn)
+    if refused is not None:
+        raise refused
 
 
 def _raise_if_locked(state: pins.PinState, now: int) -> None:
