@@ -161,7 +161,10 @@ def chaos(
     table.add_column("count", justify="right")
     for name, n in [*(("operations " + k, v) for k, v in sorted(report.ops.items())),
                     ("unknown that landed", report.unknown_landed),
-                    ("retries", report.retries), ("snapshots", report.snapshots),
+                    ("retries", report.retries),
+                    *(("  retried after " + k, v) for k, v in sorted(
+                        report.retried_after.items())),
+                    ("snapshots", report.snapshots),
                     *(("fault " + k, v) for k, v in sorted(report.faults.items())),
                     ("P2P transfers in the ledger", report.transfers_in_ledger),
                     ("violations", len(report.violations))]:

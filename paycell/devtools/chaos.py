@@ -69,6 +69,9 @@ class Report:
     failure_codes: dict[str, int] = field(default_factory=dict)
     unknown_landed: int = 0
     retries: int = 0
+    # Why requests were retried: "no answer" (timeout, refused, reset) or the status and
+    # code. A 500 here is a bug: a database going away answers 503 database_unavailable.
+    retried_after: dict[str, int] = field(default_factory=dict)
     snapshots: int = 0
     snapshot_errors: int = 0
     faults: dict[str, int] = field(default_factory=dict)
@@ -192,7 +195,7 @@ def run(seconds: float = 60.0, *, wallets: int = 16, clients: int = 6, readers: 
         stop_traffic = threading.Event()
         stop_faults = threading.Event()
         faults_done: Counter[str] = Counter()
-        retries = [0]
+        retries: Counter[str] = Counter()
 
         # Each thread its own generator, seeded now: the schedule replays from --seed.
         client_seeds = [rng.random() for _ in range(clients)]
@@ -267,14 +270,15 @@ def run(seconds: float = 60.0, *, wallets: int = 16, clients: int = 6, readers: 
             t.join()
         server.kill()
         report.faults = dict(faults_done)
-        report.retries = retries[0]
+        report.retried_after = dict(retries)
+        report.retries = sum(retries.values())
         say("checking the ledger")
         _check(url, ops, total, report)
     return report
 
 
 def _send(http: httpx.Client, op: Op, to: str, token: str, window_s: float,
-          retries: list[int]) -> None:
+          retries: Counter[str]) -> None:
     """Send one transfer, retrying with the same key until a definite answer or the window
     closes (then its outcome stays unknown)."""
     give_up = time.monotonic() + window_s
@@ -290,17 +294,22 @@ def _send(http: httpx.Client, op: Op, to: str, token: str, window_s: float,
         if resp is not None and resp.status_code == 201:
             op.outcome = "ok"
             return
-        code = None
-        if resp is not None and resp.status_code not in RETRY_STATUSES:
+        cause = "no answer"
+        if resp is not None:
             code = _code(resp)
-            if code != "idempotency_key_in_progress":
+            if resp.status_code not in RETRY_STATUSES and code != "idempotency_key_in_progress":
                 op.outcome, op.code = "failed", code
                 return
+            cause = f"{resp.status_code} {code}"
         if time.monotonic() > give_up:
             return
-        retries[0] += 1
+        with _retries_lock:
+            retries[cause] += 1
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+_retries_lock = threading.Lock()
 
 
 def _code(resp: httpx.Response) -> str:

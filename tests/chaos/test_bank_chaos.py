@@ -23,3 +23,6 @@ def test_transfers_survive_killed_servers_and_a_crashed_database(tmp_path: Path)
     assert report.snapshots >= 20
     # Every transfer the ledger holds was sent by a client: acknowledged, or unknown to it.
     assert report.transfers_in_ledger == report.ops["ok"] + report.unknown_landed
+    # A crashed database answers 503 database_unavailable (retried with the same key), never
+    # a 500: what the requests were retried after, by status and code.
+    assert not [k for k in report.retried_after if k.startswith("500")], report.retried_after
