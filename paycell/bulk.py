@@ -43,11 +43,16 @@ def _bools(xs: Sequence[Any]) -> str:
     return "{" + ",".join("NULL" if x is None else ("t" if x else "f") for x in xs) + "}"
 
 
+_CASTS: dict[tuple[str, str], str] = {}  # (table, column) -> PostgreSQL array type
+
+
 def _array(conn: Connection, table: Table, name: str, values: Sequence[Any]
            ) -> tuple[str, str] | None:
     """(cast, literal) of one column's values, or None if its type has no array path."""
     kind = table.c[name].type
-    cast = f"{kind.compile(dialect=conn.dialect)}[]"
+    cast = _CASTS.get((table.name, name))
+    if cast is None:  # compiled once per column: every batch runs these
+        cast = _CASTS[(table.name, name)] = f"{kind.compile(dialect=conn.dialect)}[]"
     if isinstance(kind, Boolean):
         return cast, _bools(values)
     if isinstance(kind, Integer):
