@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # Threads per API process running blocking handlers (database work). Few: the GIL lets
     # one run Python at a time, and 40 (anyio's default) spent CPU handing it round.
     api_threads: int = 8
+    # The hot payment routes skip FastAPI's per-request dependency machinery (api/lean.py);
+    # off, every request takes FastAPI's own path (the same answers, more CPU).
+    lean_routes: bool = True
     # -- subscribers (docs/wallets.md) --
     # Keys HMACs of ID-document numbers and of PINs in idempotency fingerprints.
     secret_key: str = DEV_SECRET_KEY

@@ -106,5 +106,5 @@ def create_app(
     ])
     if simulators_on(settings):  # the loopback bank and carrier: docs/gateways.md
         mount_simulators(app, settings, lambda: app.state.ctx.sms, clock=clock)
-    routing.index(app, known)
+    routing.index(app, known, lean=settings.lean_routes)
     return app

@@ -15,6 +15,10 @@ can match the path. When
 none matches fully (a 404, a 405, a redirect to add a slash) the index steps aside and the
 app's own scan, which still holds every route, answers as it always did, and the OpenAPI
 document is built from those routes as before.
+
+With ``lean=True`` the index also files, in front of each included router, a ``LeanRoute``
+for every operation of that router marked ``@lean`` (``api/lean.py``): it matches exactly as
+FastAPI's view of the operation does and answers through the lean request path.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Mount, NoMatchFound
 from starlette.types import Receive, Scope, Send
+
+from paycell.api.lean import Handler, compile_route, is_lean
 
 Key = tuple[str, ...]
 _CHOSEN = "paycell.route"  # the scope key naming the route the index matched
@@ -49,12 +56,57 @@ def include(app: FastAPI, groups: Iterable[tuple[str, Sequence[APIRouter]]]) -> 
     return known
 
 
-def index(app: FastAPI, known: Known) -> RouteIndex:
+def index(app: FastAPI, known: Known, *, lean: bool = False) -> RouteIndex:
     """Put a ``RouteIndex`` over the app's routes as they stand; returns it."""
     routes = [r for r in app.router.routes if not isinstance(r, RouteIndex)]
-    ix = RouteIndex(routes, [known.get(id(r)) or _own_templates(r) for r in routes])
+    indexed: list[BaseRoute] = []
+    templates: list[list[str] | None] = []
+    for r in routes:
+        if lean:
+            for fast in _lean_routes(app, r):
+                indexed.append(fast)
+                templates.append([fast.path])
+        indexed.append(r)
+        templates.append(known.get(id(r)) or _own_templates(r))
+    ix = RouteIndex(indexed, templates)
     app.router.routes[:] = [ix, *routes]
     return ix
+
+
+class LeanRoute(BaseRoute):
+    """An operation marked ``@lean``, in front of the router that serves it: it matches as
+    FastAPI's view of the operation does, and answers through ``api/lean.py`` (through the
+    router, as before, while the app has dependency overrides)."""
+
+    def __init__(self, app: FastAPI, view: Any, handler: Handler, router: BaseRoute) -> None:
+        self.app, self.view, self.handler, self.router = app, view, handler, router
+        self.path: str = view.path_format
+        self.original: APIRoute = getattr(view, "original_route", view)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = self.view.matches(scope)
+        return (Match.FULL, child) if match == Match.FULL else (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app.dependency_overrides:
+            await self.router.handle(scope, receive, send)
+            return
+        scope["route"] = self.original
+        await self.handler(scope, receive, send)
+
+
+def _lean_routes(app: FastAPI, route: BaseRoute) -> list[LeanRoute]:
+    """The ``@lean`` operations ``route`` serves, as FastAPI sees them after inclusion."""
+    views: Iterable[Any]
+    if isinstance(route, APIRoute):
+        views = [route]
+    elif hasattr(route, "effective_route_contexts"):  # FastAPI's node for an included router
+        views = route.effective_route_contexts()
+    else:
+        return []
+    return [LeanRoute(app, v, compile_route(v), route) for v in views
+            if isinstance(getattr(v, "original_route", v), APIRoute)
+            and is_lean(getattr(v, "original_route", v).endpoint)]
 
 
 class RouteIndex(BaseRoute):

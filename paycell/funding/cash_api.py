@@ -18,6 +18,7 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
+from paycell.api.lean import lean
 from paycell.api.params import MAX_ID, KeyHeader
 from paycell.context import Context
 from paycell.funding import agents, p2p, p2p_send, vouchers
@@ -74,6 +75,7 @@ async def redeem_voucher(request: Request, body: sch.VoucherRedeemIn, ctx: CtxDe
 
 @wallet_router.post("/transfers", response_model=sch.P2PTransferOut, status_code=201,
                     responses=problem_responses(403, 409), summary="Send money to a number")
+@lean
 async def send_transfer(request: Request, body: sch.P2PTransferIn, ctx: CtxDep,
                         sub: SubscriberDep, idempotency_key: KeyHeader = None) -> Response:
     """P2P by MSISDN with the payment PIN. To a number without a wallet the money waits

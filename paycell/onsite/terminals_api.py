@@ -25,6 +25,7 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
+from paycell.api.lean import lean
 from paycell.api.params import KeyHeader
 from paycell.clock import rfc3339
 from paycell.context import Context
@@ -258,6 +259,7 @@ def sign_on(ctx: CtxDep, term: TermDep) -> BatchOut:
 
 @terminal_router.post("/authorisations", response_model=AuthOut,
                       summary="Online authorisation of a tap (ARQC in, ARPC out)")
+@lean
 async def authorise(request: Request, ctx: CtxDep, signed: SignedDep, body: AuthIn
                     ) -> AuthOut:
     """Taps arriving together are decided together, in one transaction (the ``nfc`` desk,

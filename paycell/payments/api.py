@@ -26,6 +26,7 @@ from paycell.api.auth import require_operator
 from paycell.api.deps import get_context
 from paycell.api.desk import Lane, desk_of
 from paycell.api.errors import problem_responses
+from paycell.api.lean import lean
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.funding.cash_common import decode_cursor, encode_cursor
@@ -101,6 +102,7 @@ def _states(state: list[str] | None) -> tuple[str, ...]:
 # -- merchants -----------------------------------------------------------------------------
 @merchant_router.post("", response_model=sch.OrderOut, status_code=201,
                       summary="Ask a subscriber to pay (remote payment)")
+@lean
 async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
                          signed: SignedDep, key: IdemKey = None) -> Response:
     """The subscriber is asked in the app and by SMS (a code to reply). 201 with the new
@@ -240,6 +242,7 @@ def my_payment(trade_no: TradeNo, ctx: Ctx, me: Me) -> sch.OrderDetailOut:
 
 @wallet_router.post("/{trade_no}/confirm", response_model=sch.OrderOut,
                     summary="Pay a payment request with the PIN")
+@lean
 async def confirm(request: Request, trade_no: TradeNo, body: sch.ConfirmIn, ctx: Ctx, me: Me,
                   key: IdemKey = None) -> Response:
     """From the balance, a bound card or the phone bill. The answer is the order: paid or

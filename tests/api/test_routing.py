@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from starlette.routing import BaseRoute, Match
 
 from paycell.api.app import create_app
-from paycell.api.routing import RouteIndex
+from paycell.api.routing import LeanRoute, RouteIndex
 from paycell.config import Settings
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -43,6 +43,15 @@ def _indexed(ix: RouteIndex, method: str, path: str) -> BaseRoute | None:
     return child["paycell.route"] if match == Match.FULL else None
 
 
+def _operation(route: BaseRoute | None, method: str, path: str) -> object:
+    """The operation a chosen route runs: a lean route's own, or the one the router picks."""
+    if isinstance(route, LeanRoute):
+        return route.original
+    if hasattr(route, "_match"):  # FastAPI's node for an included router
+        return route._match(_scope(method, path))[2]
+    return route
+
+
 def _parts(app: FastAPI) -> tuple[RouteIndex, list[BaseRoute], list[tuple[str, str]]]:
     ix, *routes = app.router.routes
     assert isinstance(ix, RouteIndex)
@@ -57,7 +66,12 @@ def test_every_operation_goes_where_the_scan_sends_it(app: FastAPI) -> None:
         path = re.sub(r"{[^}]+}", "7", template)
         chosen = _indexed(ix, method, path)
         assert chosen is not None, (method, path)
-        assert chosen is _scan(routes, method, path), (method, path)
+        scanned = _scan(routes, method, path)
+        if isinstance(chosen, LeanRoute):  # in front of the router the scan picks
+            assert chosen.router is scanned, (method, path)
+        else:
+            assert chosen is scanned, (method, path)
+        assert _operation(chosen, method, path) is _operation(scanned, method, path)
         # Few routes are tried: the ones filed under the path's start.
         assert len(ix.candidates(path)) < len(routes) / 2, path
 
@@ -80,7 +94,24 @@ def test_any_path_built_from_the_apps_own_segments(app: FastAPI, data: st.DataOb
     segment = st.one_of(st.sampled_from(words), st.sampled_from(["7", "T1", "", "x.y"]))
     path = "/" + "/".join(data.draw(st.lists(segment, min_size=0, max_size=6)))
     method = data.draw(st.sampled_from(METHODS))
-    assert _indexed(ix, method, path) is _scan(routes, method, path), (method, path)
+    chosen, scanned = _indexed(ix, method, path), _scan(routes, method, path)
+    if isinstance(chosen, LeanRoute):
+        assert chosen.router is scanned, (method, path)
+    else:
+        assert chosen is scanned, (method, path)
+    assert _operation(chosen, method, path) is _operation(scanned, method, path)
+
+
+def test_the_lean_operations_are_the_marked_ones(app: FastAPI) -> None:
+    ix, _, _ = _parts(app)
+    lean = {(sorted(r.original.methods)[0], r.path) for r in ix._routes
+            if isinstance(r, LeanRoute)}
+    assert lean == {("POST", "/v1/wallet/transfers"), ("POST", "/v1/payments"),
+                    ("POST", "/v1/wallet/payments/{trade_no}/confirm"),
+                    ("POST", "/v1/terminal/authorisations")}
+    off = create_app(Settings(_env_file=None, database_url="sqlite://", run_workers=False,
+                              lean_routes=False))
+    assert not any(isinstance(r, LeanRoute) for r in _parts(off)[0]._routes)
 
 
 def test_through_the_app_answers_are_unchanged(client: TestClient) -> None:
