@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from wallets import PIN, bearer, key, login, signup
 
 from paycell.clock import ManualClock
+from paycell.context import Context
+from paycell.subscribers import tokens as tk
+from paycell.subscribers.errors import TokenExpiredError, TokenInvalidError
+from paycell.subscribers.service import open_account
 from paycell.subscribers.tables import sessions, subscribers
 
 A = "+8613800138000"
@@ -174,3 +180,34 @@ def test_changing_the_pin_ends_every_session(client: TestClient) -> None:
     r = client.post("/v1/wallet/login", json={"msisdn": A, "pin": PIN}, headers=key())
     assert r.status_code == 401
     login(client, A, "590213")
+
+
+def test_tokens_looked_up_together_answer_as_each_alone(ctx: Context, clock: ManualClock
+                                                        ) -> None:
+    """The API's session desk looks tokens up in batches (tokens.authenticate_many)."""
+    subs = [open_account(ctx, f"+86138001380{i:02d}", PIN) for i in range(3)]
+    old = tk.login(ctx, subs[0].msisdn, PIN, str(uuid.uuid4()))[0]
+    clock.advance(600)
+    live = [tk.login(ctx, s.msisdn, PIN, str(uuid.uuid4()))[0] for s in subs]
+    gone = tk.login(ctx, subs[2].msisdn, PIN, str(uuid.uuid4()))[0]
+    tk.logout(ctx, gone.session_id)
+    clock.advance(400)  # ``old`` is past its 900 s; the others are not
+    asked = [live[0].access_token, old.access_token, gone.access_token, "pca_nobody",
+             live[1].access_token, live[0].access_token, live[2].access_token, ""]
+
+    def alone(token: str) -> object:
+        try:
+            return tk.authenticate(ctx, token)
+        except (TokenInvalidError, TokenExpiredError) as exc:
+            return exc
+
+    together = tk.authenticate_many(ctx, asked)
+    assert [type(x) for x in together] == [type(alone(t)) for t in asked]
+    assert [type(x).__name__ for x in together] == [
+        "SessionInfo", "TokenExpiredError", "TokenInvalidError", "TokenInvalidError",
+        "SessionInfo", "SessionInfo", "SessionInfo", "TokenInvalidError"]
+    found = [x for x in together if isinstance(x, tk.SessionInfo)]
+    assert [(x.session_id, x.subscriber.id) for x in found] == [
+        (live[0].session_id, subs[0].id), (live[1].session_id, subs[1].id),
+        (live[0].session_id, subs[0].id), (live[2].session_id, subs[2].id)]
+    assert tk.authenticate_many(ctx, []) == []
