@@ -19,7 +19,7 @@ import warnings
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paycell.onsite import emv
@@ -141,3 +141,22 @@ def test_no_deprecation_warning_leaks() -> None:
         warnings.simplefilter("always")
         emv.generate_ac(emv.session_key(ISSUE_KEY, 1), b"x")
     assert not caught
+
+
+@settings(max_examples=60, deadline=None)
+@given(pan=st.from_regex(r"\A62[0-9]{14,17}\Z"), psn=st.from_regex(r"\A[0-9]{2}\Z"),
+       atcs=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=4))
+def test_the_keystores_remembered_keys_are_the_derived_ones(pan: str, psn: str,
+                                                            atcs: list[int]) -> None:
+    """KeyStore remembers card and session keys per process; asked again, in any order,
+    it gives what a fresh derivation gives."""
+    from paycell.config import Settings
+    from paycell.onsite.keystore import KeyStore
+
+    s = Settings(_env_file=None)
+    ks = KeyStore(s)
+    imk = bytes.fromhex(s.onsite_issuer_master_key)
+    for atc in [*atcs, *reversed(atcs)]:
+        fresh = emv.session_key(emv.derive_card_key(imk, pan, psn), atc)
+        assert ks.card_session_key(pan, psn, atc) == fresh
+    assert ks.card_key_for_personalisation(pan, psn) == emv.derive_card_key(imk, pan, psn)
