@@ -101,24 +101,44 @@ def read_accounts(conn: Connection, ids: list[int]) -> list[Any]:
               " WHERE id = ANY(%s::bigint[])", (ints(ids),))
 
 
+_ADD = ("UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
+        " debits_posted = a.debits_posted + v.dpo,"
+        " credits_pending = a.credits_pending + v.cp, credits_posted = a.credits_posted + v.cpo"
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+        " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id")
+_LOCK = ("locked AS (SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
+         " ORDER BY id FOR UPDATE)")
+
+
 def add_to_accounts(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]],
                     lock_first: Sequence[int] = ()) -> None:
     """Add (id, debits_pending, debits_posted, credits_pending, credits_posted) deltas;
     first lock ``lock_first`` in id order (the write phase's locks, see Ledger._write), in
     the same statement: the scalar subquery runs the locking CTE before the update."""
     params = tuple(ints(d[i] for d in deltas) for i in range(5))
-    update = (
-        "UPDATE ledger_accounts a SET debits_pending = a.debits_pending + v.dp,"
-        " debits_posted = a.debits_posted + v.dpo,"
-        " credits_pending = a.credits_pending + v.cp, credits_posted = a.credits_posted + v.cpo"
-        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
-        " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id")
     if not lock_first:
-        driver_rows(conn, update, params)
+        driver_rows(conn, _ADD, params)
         return
-    driver_rows(conn, "WITH locked AS (SELECT id FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
-          " ORDER BY id FOR UPDATE) " + update + " AND (SELECT count(*) FROM locked) >= 0",
-          (ints(lock_first), *params))
+    driver_rows(conn, f"WITH {_LOCK} {_ADD} AND (SELECT count(*) FROM locked) >= 0",
+                (ints(lock_first), *params))
+
+
+def add_and_reserve(conn: Connection, deltas: Sequence[tuple[int, int, int, int, int]],
+                    lock_first: Sequence[int], n: int) -> tuple[int, str]:
+    """:func:`add_to_accounts`, then :func:`reserve_seqs`, in one statement (one round trip
+    fewer). The same scalar-subquery rule orders them: the head's WHERE reads the accounts'
+    UPDATE, so PostgreSQL runs it (and the locks before it) to the end before it locks the
+    chain head, which stays the last lock taken."""
+    params = tuple(ints(d[i] for d in deltas) for i in range(5))
+    if lock_first:
+        add = f"{_LOCK}, added AS ({_ADD} AND (SELECT count(*) FROM locked) >= 0 RETURNING 1)"
+        params = (ints(lock_first), *params)
+    else:
+        add = f"added AS ({_ADD} RETURNING 1)"
+    (seq, prev), = driver_rows(
+        conn, f"WITH {add} UPDATE ledger_chain_head SET seq = seq + %s WHERE id = 1"
+              " AND (SELECT count(*) FROM added) >= 0 RETURNING seq, hash", (*params, n))
+    return int(seq) - n, str(prev)
 
 
 def insert_holds(conn: Connection, hs: Sequence[m.HoldState]) -> None:

@@ -64,6 +64,6 @@ class Posting:
         the results of every ``post``, in order, the created ones with their chained rows."""
         d = self._decision
         if d.created:
-            self._ledger._write(self._conn, d, self._states, self._was)
-            self._ledger._append(self._conn, d)
+            head = self._ledger._write(self._conn, d, self._states, self._was, reserve=True)
+            self._ledger._append(self._conn, d, head)
         return d.results

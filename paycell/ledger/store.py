@@ -409,8 +409,11 @@ class Ledger:
 
     def _write(
         self, conn: Connection, d: m.Decision, states: dict[int, m.AccountState],
-        before: dict[int, tuple[int, int, int, int]],
-    ) -> None:
+        before: dict[int, tuple[int, int, int, int]], *, reserve: bool = False,
+    ) -> tuple[int, str] | None:
+        """Write the balances and holds. With ``reserve`` (the journal is appended next,
+        nothing in between), on PostgreSQL the balances' statement also reserves the
+        journal's sequence numbers; returns the head as it was, for ``_append``."""
         changed = [s for aid, s in states.items() if s.counters() != before[aid]]
         if self._pg:
             if d.holds_new:
@@ -421,20 +424,25 @@ class Ledger:
                 # The write phase locks the accounts read without a lock, in id order,
                 # and adds each account's net change for the batch, in one statement.
                 unruled = sorted(s.id for s in changed if not s.flags & (m.DR_LIMIT | m.CR_LIMIT))
-                pgbulk.add_to_accounts(conn, [_delta(s, before[s.id]) for s in changed],
-                                       lock_first=unruled)
+                deltas = [_delta(s, before[s.id]) for s in changed]
+                if reserve and d.created:
+                    return pgbulk.add_and_reserve(conn, deltas, unruled, len(d.created))
+                pgbulk.add_to_accounts(conn, deltas, lock_first=unruled)
         else:
             self._write_portable(conn, d, changed)
+        return None
 
-    def _append(self, conn: Connection, d: m.Decision) -> None:
+    def _append(self, conn: Connection, d: m.Decision, head: tuple[int, str] | None = None
+                ) -> None:
         """Chain the decision's new transfers after the journal's head and write them.
 
         The chain head is the last lock taken and the journal's single point of order: on
-        PostgreSQL one statement locks it and reserves the sequence numbers, one writes the
-        rows and the new head, and the commit follows, so it is held for three round trips.
+        PostgreSQL one statement locks it and reserves the sequence numbers (``head``, if
+        ``_write`` did that already), one writes the rows and the new head, and the commit
+        follows, so it is held for three round trips.
         """
         if self._pg:
-            head_seq, head_hash = pgbulk.reserve_seqs(conn, len(d.created))
+            head_seq, head_hash = head or pgbulk.reserve_seqs(conn, len(d.created))
             linked = journal.chain(d.created, head_seq, head_hash)
             pgbulk.append_journal(conn, linked)
             self._answer_chained(d, linked)

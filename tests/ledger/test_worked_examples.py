@@ -180,3 +180,33 @@ def test_before_and_hook_run_in_the_ledger_transaction(ledger: Ledger, engine: E
     ledger.post([tx("ok-1", funding.id, gina.id, 1_00)], hook=record)
     assert seen == ["created"]
     assert ledger.transfer("ok-1") is not None
+
+
+def test_a_posting_batch_writes_balances_and_journal_as_single_posts_do(
+        ledger: Ledger, engine: Engine) -> None:
+    """A batch (ledger/posting.py) writes its balances and reserves the journal's numbers in
+    one statement on PostgreSQL (``pgbulk.add_and_reserve``): the balances, the chain and
+    the audit come out as the same transfers posted one at a time."""
+    from paycell.ledger.posting import Posting
+
+    bank = system_account(ledger, Code.BANK_CLEARING, "icbc")
+    fee = open_account(ledger, "wallet:batch-fee", Code.WALLET)
+    a = open_account(ledger, "wallet:batch-a", Code.WALLET)
+    b = open_account(ledger, "wallet:batch-b", Code.WALLET)
+    ledger.post_one(tx("seed-a", bank.id, a.id, 500_00))
+    head = ledger.post_one(tx("seed-b", bank.id, b.id, 1_00))
+
+    def batch(conn: object) -> list[object]:
+        p = Posting(ledger, conn, [a.id, b.id, fee.id])  # type: ignore[arg-type]
+        for n, (dr, cr, amount) in enumerate([(a.id, b.id, 120_00), (b.id, fee.id, 1_20),
+                                              (a.id, b.id, 30_00)]):
+            p.post(tx(f"batch-{n}", dr, cr, amount))
+        return p.finish()
+
+    results = ledger.transaction(batch)
+    seqs = [r.transfer.seq for r in results]  # type: ignore[attr-defined]
+    assert seqs == [head.seq + 1, head.seq + 2, head.seq + 3]
+    assert balances(ledger, a.id, b.id) == [350_00, 149_80]
+    assert audit(engine).ok
+    ledger.post_one(tx("after", a.id, b.id, 50))  # the head moved on: the chain continues
+    assert audit(engine).ok
