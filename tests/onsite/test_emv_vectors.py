@@ -160,3 +160,14 @@ def test_the_keystores_remembered_keys_are_the_derived_ones(pan: str, psn: str,
         fresh = emv.session_key(emv.derive_card_key(imk, pan, psn), atc)
         assert ks.card_session_key(pan, psn, atc) == fresh
     assert ks.card_key_for_personalisation(pan, psn) == emv.derive_card_key(imk, pan, psn)
+
+
+@given(key=keys, data=st.binary(max_size=300))
+def test_retail_mac_is_pyemvs_algorithm_3(key: bytes, data: bytes) -> None:
+    from pyemv import mac as pyemv_mac
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = pyemv_mac.mac_iso9797_3(key[:8], key[8:], data, 2)
+    assert emv.retail_mac(key, data) == expected
+    assert emv.generate_ac(key, data) == expected
