@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from paycell.batching import After, Ahead, around
 from paycell.bulk import insert_many, select_any, update_many
@@ -122,9 +122,10 @@ def _pay(ctx: Context, conn: Connection, todo: list[tuple[int, PayCommand]],
                     [(o.id, st, o.state, o.updated_at, o.paid_at, o.paid_via, o.release_at)
                      for st, o in changed.values()])
         insert_many(conn, payment_events, events)
-        conn.execute(update(sms_confirmations).where(
-            sms_confirmations.c.order_id.in_(sorted(o.id for _, o in changed.values())),
-            sms_confirmations.c.state == confirmations.OPEN).values(state=confirmations.DEAD))
+        # The orders' open SMS codes die (one text for any number of orders).
+        update_many(conn, sms_confirmations, ("order_id", "state"), ("state",),
+                    [(o.id, confirmations.OPEN, confirmations.DEAD)
+                     for _, o in changed.values()])
         # The merchants' notifications, as orders.notify writes them one at a time.
         enqueue_many(conn, [
             Outgoing(o.merchant_id, f"payment.{o.state}", public_view(o, shops[o.merchant_id]),

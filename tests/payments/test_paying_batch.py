@@ -112,3 +112,22 @@ def test_the_desk_pays_concurrent_confirmations_once(client: TestClient, ctx: Co
     desk = client.app.state.desks["payments"]  # type: ignore[attr-defined]
     assert desk.items == 60 and desk.batches < 60
     assert audit(ctx.engine).ok
+
+
+def test_paying_kills_the_texted_codes_of_the_orders_paid_and_no_others(
+        ctx: Context, shop: OnboardedMerchant) -> None:
+    from paycell.payments.tables import sms_confirmations
+
+    payer, _ = wallet(ctx)
+    fund(ctx, payer, 10_000)
+    payer = get_subscriber(ctx, payer.id)
+    made = [orders.create_order(ctx, shop.merchant, orders.OrderRequest(
+        out_trade_no=f"K-{uuid.uuid4().hex}", amount_fen=100, subject="codes",
+        payer_msisdn=payer.msisdn))[0] for _ in range(3)]
+    paid = pay_batch(ctx, [PayCommand(payer, made[0].trade_no, PIN),
+                           PayCommand(payer, made[2].trade_no, PIN)])
+    assert [p.unwrap().state for p in paid] == ["paid", "paid"]
+    with ctx.engine.connect() as conn:
+        states = dict(conn.execute(select(sms_confirmations.c.order_id,
+                                          sms_confirmations.c.state)).all())
+    assert [states[o.id] for o in made] == ["dead", "open", "dead"]
