@@ -92,6 +92,8 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False,
+                                               "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -122,3 +122,12 @@ def test_through_the_app_answers_are_unchanged(client: TestClient) -> None:
     assert client.get("/health").status_code == 200
     r = client.post("/v1/wallet/transfers", json={})
     assert (r.status_code, r.json()["code"]) == (401, "authentication_required")
+
+
+def test_fastapis_telemetry_is_off_unless_asked_for() -> None:
+    from paycell.config import Settings
+
+    off = create_app(Settings(database_url="sqlite:///:memory:"))
+    on = create_app(Settings(database_url="sqlite:///:memory:", otel=True))
+    assert not any(off._telemetry[k] for k in ("tracing", "metrics", "logs"))
+    assert all(on._telemetry[k] for k in ("tracing", "metrics", "logs"))
