@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from paycell.api import idempotency as idem
@@ -42,7 +43,7 @@ from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
 from paycell.payments import confirmations, escrow, orders, paying, refunds, rules
 from paycell.payments import schemas as sch
-from paycell.payments.orders_batch import CreateCommand, create_batch
+from paycell.payments.orders_batch import CreateCommand, Created, create_in, text_codes
 from paycell.payments.paying_batch import PayCommand, pay_batch
 from paycell.subscribers.auth import current_subscriber
 from paycell.subscribers.service import Subscriber
@@ -138,22 +139,35 @@ async def create_payment(request: Request, body: sch.PaymentCreateIn, ctx: Ctx,
 def _create_many(ctx: Context,
                  items: list[tuple[idem.Claim, SignedRequest, orders.OrderRequest]]
                  ) -> list[idem.Reply | PaycellError]:
-    """The order-create lane: the requests' nonces, keys and merchants first (one short
-    transaction for the batch), then the orders of those admitted, in one."""
-    with ctx.engine.begin() as conn:
+    """The order-create lane, in one transaction: the requests' nonces, keys and merchants
+    first, then the orders of those admitted; the codes are texted after the commit."""
+    cmds: list[CreateCommand] = []
+    done: list[Created] = []
+
+    def work(conn: Connection) -> list[idem.Reply | PaycellError]:
+        cmds.clear()
+        done.clear()
         admitted = admit(conn, [signed for _, signed, _ in items], ctx.clock.now_us())
-    todo = [(i, (claim, CreateCommand(m, req)))
-            for i, ((claim, _, req), m) in enumerate(zip(items, admitted, strict=True))
-            if isinstance(m, Merchant)]
-    out: list[idem.Reply | PaycellError] = [
-        m if isinstance(m, PaycellError) else idem.Reply(0, "") for m in admitted]
-    replies = idem.run_keyed(
-        ctx.clock, [item for _, item in todo],
-        lambda cmds, ahead, after: create_batch(ctx, cmds, ahead=ahead, after=after),
-        lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant)) if todo else []
-    for (i, _), reply in zip(todo, replies, strict=True):
-        out[i] = reply
-    return out
+        todo = [(i, (claim, CreateCommand(m, req)))
+                for i, ((claim, _, req), m) in enumerate(zip(items, admitted, strict=True))
+                if isinstance(m, Merchant)]
+        out: list[idem.Reply | PaycellError] = [
+            m if isinstance(m, PaycellError) else idem.Reply(0, "") for m in admitted]
+
+        def create(batch: list[CreateCommand], ahead: Any, after: Any) -> None:
+            cmds.extend(batch)
+            done.extend(create_in(ctx, conn, batch, ahead=ahead, after=after))
+
+        replies = idem.run_keyed(
+            ctx.clock, [item for _, item in todo], create,
+            lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant)) if todo else []
+        for (i, _), reply in zip(todo, replies, strict=True):
+            out[i] = reply
+        return out
+
+    answers: list[idem.Reply | PaycellError] = ctx.ledger.transaction(work)
+    text_codes(ctx, cmds, done)
+    return answers
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")

@@ -73,32 +73,41 @@ class Created:
 def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | None = None,
                  after: After | None = None) -> list[Created]:
     """Create ``cmds``' orders in one transaction; an answer per command, in order."""
+    done: list[Created] = ctx.ledger.transaction(
+        lambda conn: create_in(ctx, conn, cmds, ahead=ahead, after=after))
+    text_codes(ctx, cmds, done)
+    return done
+
+
+def create_in(ctx: Context, conn: Connection, cmds: Sequence[CreateCommand], *,
+              ahead: Ahead | None = None, after: After | None = None) -> list[Created]:
+    """:func:`create_batch`'s work in the caller's transaction (``conn``), which must call
+    :func:`text_codes` once it has committed."""
     if len({(c.merchant.id, c.req.out_trade_no) for c in cmds}) != len(cmds):
         raise ValueError("a batch holds each (merchant, out_trade_no) once")
     checked: list[OrderRequest | PaycellError] = [_checked(ctx, c) for c in cmds]
+    out = [Created() for _ in cmds]
 
-    def work(conn: Connection) -> list[Created]:
-        out = [Created() for _ in cmds]
+    def run(todo: list[int]) -> None:
+        for i in todo:
+            if isinstance(req := checked[i], PaycellError):
+                out[i].error = req
+        fine = [(i, cmds[i], req) for i in todo
+                if isinstance(req := checked[i], OrderRequest)]
+        if fine:
+            _create(ctx, conn, fine, out)
 
-        def run(todo: list[int]) -> None:
-            for i in todo:
-                if isinstance(req := checked[i], PaycellError):
-                    out[i].error = req
-            fine = [(i, cmds[i], req) for i in todo
-                    if isinstance(req := checked[i], OrderRequest)]
-            if fine:
-                _create(ctx, conn, fine, out)
+    return around(conn, out, run, ahead, after)
 
-        return around(conn, out, run, ahead, after)
 
-    done: list[Created] = ctx.ledger.transaction(work)
+def text_codes(ctx: Context, cmds: Sequence[CreateCommand], done: Sequence[Created]) -> None:
+    """Text each new order's payer its summary and confirmation code (after the commit)."""
     minutes = max(1, ctx.settings.sms_code_ttl_s // 60)
     send_all(ctx.sms, [
         (o.payer_msisdn, rules.summary_text(c.merchant.name, o.subject,
                                             format_amount(o.amount_fen), d.code, minutes))
         for c, d in zip(cmds, done, strict=True)
         if d.code is not None and (o := d.order) is not None])
-    return done
 
 
 def _checked(ctx: Context, c: CreateCommand) -> OrderRequest | PaycellError:

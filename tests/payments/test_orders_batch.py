@@ -164,3 +164,37 @@ def test_the_batch_checks_each_signed_requests_nonce_key_and_merchant(
         made = conn.execute(select(payment_orders.c.out_trade_no).where(
             payment_orders.c.merchant_id == shop.merchant.id)).scalars().all()
     assert sorted(made) == ["G-1", "G-3", "G-4"]
+
+
+def test_a_batch_that_fails_whole_is_run_again_alone_with_its_nonces_unspent(
+        client: TestClient, ctx: Context, monkeypatch: Any) -> None:
+    """The nonces are spent in the orders' transaction: when a batch fails as a whole and
+    the desk runs each request again alone, no request is refused as its own replay."""
+    from paycell.payments import api as payments_api
+
+    shop = create_active_merchant(ctx, name="Rerun Books", category="books")
+    payer, _ = wallet(ctx)
+    auth = signed(ctx, shop)
+    real = payments_api.create_in
+    failed: list[int] = []
+
+    def flaky(ctx_: Context, conn: Any, cmds: Any, **kw: Any) -> Any:
+        if len(cmds) > 1:  # a batch of several fails once, after its nonces were spent
+            failed.append(len(cmds))
+            raise RuntimeError("the batch broke")
+        return real(ctx_, conn, cmds, **kw)
+
+    monkeypatch.setattr(payments_api, "create_in", flaky)
+    bodies = [{"out_trade_no": f"R-{i}", "amount_fen": 100 + i, "subject": "rerun",
+               "payer_msisdn": payer.msisdn} for i in range(8)]
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as hx:
+            return list(await asyncio.gather(*(
+                hx.post("/v1/payments", json=b, auth=auth,
+                        headers={"Idempotency-Key": str(uuid.uuid4())}) for b in bodies)))
+
+    replies = client.portal.call(go)  # type: ignore[union-attr]
+    assert failed, "the requests shared a batch"
+    assert [r.status_code for r in replies] == [201] * 8, [r.text for r in replies]
