@@ -24,6 +24,7 @@ from paycell.context import Context
 from paycell.errors import ConflictError, InvalidRequestError, PaycellError
 from paycell.funding.cash_common import AlreadyAppliedError, locking, post_recorded
 from paycell.funding.cash_tables import p2p_transfers
+from paycell.gateways.sms import record_all
 from paycell.ledger import TransferFlags, TransferRequest, TransferResult, chart
 from paycell.ledger import errors as le
 from paycell.money import format_amount
@@ -189,12 +190,14 @@ def return_expired_transfers(ctx: Context, limit: int = 500) -> int:
                 .values(state="returned", resolved_at=now)).rowcount
             if done:
                 release_outflow(conn, t.sender_id, t.amount_fen, t.created_at)
+                # The sender's text, recorded with the return: one exists iff it happened.
+                dispatch = record_all(ctx.sms, conn, [(t.sender_msisdn, (
+                    f"Your transfer of {format_amount(t.amount_fen)} CNY to "
+                    f"{mask_msisdn(t.recipient_msisdn)} was not claimed in time and is back "
+                    "in your paycell wallet."))])
         if done:
             returned += 1
-            ctx.sms.send(t.sender_msisdn, (
-                f"Your transfer of {format_amount(t.amount_fen)} CNY to "
-                f"{mask_msisdn(t.recipient_msisdn)} was not claimed in time and is back "
-                "in your paycell wallet."))
+            dispatch()
     return returned
 
 

@@ -21,7 +21,7 @@ the answers in ``after``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from paycell.funding.p2p import (
     _p2p,
     claimable_account_id,
 )
-from paycell.gateways.sms import send_all
+from paycell.gateways.sms import record_all
 from paycell.ledger import TransferFlags, TransferRequest, chart
 from paycell.ledger import errors as le
 from paycell.ledger.posting import Posting
@@ -124,18 +124,24 @@ def send_batch(ctx: Context, cmds: Sequence[SendCommand], *, ahead: Ahead | None
     if len(set(refs)) != len(refs):
         raise ValueError("a batch holds each request key once")
     claimable = claimable_account_id(ctx)  # opened (once) outside the batch's transaction
-    sent: list[Sent] = ctx.ledger.transaction(
-        lambda conn: _attempt(ctx, conn, cmds, ahead, after, claimable))
-    send_all(ctx.sms, [
-        (t.recipient_msisdn,
-         f"{mask_msisdn(c.sender.msisdn)} sent you {format_amount(t.amount_fen)} CNY "
-         f"with paycell. Open a paycell wallet with this number before "
-         f"{from_us(t.expires_at):%Y-%m-%d %H:%M} UTC to receive it; "
-         "after that it goes back to the sender.")
-        for c, s in zip(cmds, sent, strict=True)
-        if s.created and (t := s.transfer) is not None and t.state == "pending_claim"
-        and t.expires_at])
-    return sent
+
+    def work(conn: Connection) -> tuple[list[Sent], Callable[[], None]]:
+        sent = _attempt(ctx, conn, cmds, ahead, after, claimable)
+        # The invitations, in the transfers' transaction: one exists iff its transfer does.
+        return sent, record_all(ctx.sms, conn, [
+            (t.recipient_msisdn,
+             f"{mask_msisdn(c.sender.msisdn)} sent you {format_amount(t.amount_fen)} CNY "
+             f"with paycell. Open a paycell wallet with this number before "
+             f"{from_us(t.expires_at):%Y-%m-%d %H:%M} UTC to receive it; "
+             "after that it goes back to the sender.")
+            for c, s in zip(cmds, sent, strict=True)
+            if s.created and (t := s.transfer) is not None and t.state == "pending_claim"
+            and t.expires_at])
+
+    sent, dispatch = ctx.ledger.transaction(work)
+    dispatch()
+    result: list[Sent] = sent
+    return result
 
 
 def _attempt(ctx: Context, conn: Connection, cmds: Sequence[SendCommand],

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from paycell.clock import Clock
 from paycell.gateways import smpp_pdu as P
@@ -140,6 +140,15 @@ class SmppSms(StoredSms):
         """``send`` for several texts, recorded in one transaction."""
         if not texts:
             return
+        with self.engine.begin() as conn:
+            dispatch = self.record_many(conn, texts)
+        dispatch()
+
+    def record_many(self, conn: Connection, texts: Sequence[tuple[str, str]]
+                    ) -> Callable[[], None]:
+        """Record the texts as ``queued`` in ``conn``'s transaction; the function returned
+        queues them for the SMSC once it has committed (until then nothing is sent; if the
+        process dies first, :meth:`adopt_stale` finds them)."""
         now = self.clock.now_us()
         counts = []
         for _, body in texts:
@@ -148,13 +157,16 @@ class SmppSms(StoredSms):
             except ValueError:
                 counts.append(0)
         m = sms_messages
-        with self.engine.begin() as conn:
-            ids = [int(conn.execute(m.insert().values(
-                direction="out", msisdn=msisdn, body=body,
-                status="queued" if count else "failed", parts=count or None,
-                error=None if count else "text_too_long", created_at=now, updated_at=now,
-            ).returning(m.c.id)).scalar_one())
-                for (msisdn, body), count in zip(texts, counts, strict=True)]
+        ids = [int(conn.execute(m.insert().values(
+            direction="out", msisdn=msisdn, body=body,
+            status="queued" if count else "failed", parts=count or None,
+            error=None if count else "text_too_long", created_at=now, updated_at=now,
+        ).returning(m.c.id)).scalar_one())
+            for (msisdn, body), count in zip(texts, counts, strict=True)]
+        return lambda: self._dispatch(ids, texts, counts)
+
+    def _dispatch(self, ids: list[int], texts: Sequence[tuple[str, str]],
+                  counts: list[int]) -> None:
         jobs = []
         for message_id, (msisdn, body), count in zip(ids, texts, counts, strict=True):
             if count:

@@ -11,13 +11,14 @@ from ``settings.sms_backend``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     ForeignKey,
     Integer,
@@ -95,6 +96,25 @@ def send_all(gateway: SmsGateway, texts: Sequence[tuple[str, str]]) -> None:
         gateway.send(msisdn, body)
 
 
+def record_all(gateway: SmsGateway, conn: Connection, texts: Sequence[tuple[str, str]]
+               ) -> Callable[[], None]:
+    """Record ``texts`` in the caller's transaction (``conn``) where the gateway can
+    (``record_many``), so that they exist if and only if what they tell of committed; call
+    what this returns once it has (it hands them to the SMSC, or sends them now through a
+    gateway that cannot record)."""
+    if not texts:
+        return _nothing
+    record = getattr(gateway, "record_many", None)
+    if record is not None:
+        dispatch: Callable[[], None] = record(conn, texts)
+        return dispatch
+    return lambda: send_all(gateway, texts)
+
+
+def _nothing() -> None:
+    pass
+
+
 class StoredSms:
     """Reading back the ``sms_messages`` table (both backends write there)."""
 
@@ -126,11 +146,16 @@ class RecordingSms(StoredSms):
     def send_many(self, texts: Sequence[tuple[str, str]]) -> None:
         if not texts:
             return
-        now = self.clock.now_us()
         with self.engine.begin() as conn:
-            insert_many(conn, sms_messages, [
-                {"direction": "out", "msisdn": msisdn, "body": body, "status": "recorded",
-                 "created_at": now} for msisdn, body in texts])
+            self.record_many(conn, texts)
+
+    def record_many(self, conn: Connection, texts: Sequence[tuple[str, str]]
+                    ) -> Callable[[], None]:
+        """Record the texts in ``conn``'s transaction; nothing more to do after it."""
+        insert_many(conn, sms_messages, [
+            {"direction": "out", "msisdn": msisdn, "body": body, "status": "recorded",
+             "created_at": self.clock.now_us()} for msisdn, body in texts])
+        return _nothing
 
 
 def list_messages(engine: Engine, msisdn: str | None = None, limit: int = 50,

@@ -43,7 +43,7 @@ from paycell.merchants.service import get_merchant
 from paycell.operators.model import Operator
 from paycell.payments import confirmations, escrow, orders, paying, refunds, rules
 from paycell.payments import schemas as sch
-from paycell.payments.orders_batch import CreateCommand, Created, create_in, text_codes
+from paycell.payments.orders_batch import CreateCommand, create_in, record_codes
 from paycell.payments.paying_batch import PayCommand, pay_batch
 from paycell.subscribers.auth import current_subscriber
 from paycell.subscribers.service import Subscriber
@@ -140,34 +140,32 @@ def _create_many(ctx: Context,
                  items: list[tuple[idem.Claim, SignedRequest, orders.OrderRequest]]
                  ) -> list[idem.Reply | PaycellError]:
     """The order-create lane, in one transaction: the requests' nonces, keys and merchants
-    first, then the orders of those admitted; the codes are texted after the commit."""
-    cmds: list[CreateCommand] = []
-    done: list[Created] = []
+    first, then the orders of those admitted and the texts of their codes."""
 
-    def work(conn: Connection) -> list[idem.Reply | PaycellError]:
-        cmds.clear()
-        done.clear()
+    def work(conn: Connection) -> tuple[list[idem.Reply | PaycellError], Callable[[], None]]:
         admitted = admit(conn, [signed for _, signed, _ in items], ctx.clock.now_us())
         todo = [(i, (claim, CreateCommand(m, req)))
                 for i, ((claim, _, req), m) in enumerate(zip(items, admitted, strict=True))
                 if isinstance(m, Merchant)]
         out: list[idem.Reply | PaycellError] = [
             m if isinstance(m, PaycellError) else idem.Reply(0, "") for m in admitted]
+        texts: list[Callable[[], None]] = []
 
-        def create(batch: list[CreateCommand], ahead: Any, after: Any) -> None:
-            cmds.extend(batch)
-            done.extend(create_in(ctx, conn, batch, ahead=ahead, after=after))
+        def create(cmds: list[CreateCommand], ahead: Any, after: Any) -> None:
+            done = create_in(ctx, conn, cmds, ahead=ahead, after=after)
+            texts.append(record_codes(ctx, conn, cmds, done))
 
         replies = idem.run_keyed(
             ctx.clock, [item for _, item in todo], create,
             lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant)) if todo else []
         for (i, _), reply in zip(todo, replies, strict=True):
             out[i] = reply
-        return out
+        return out, (texts[0] if texts else lambda: None)
 
-    answers: list[idem.Reply | PaycellError] = ctx.ledger.transaction(work)
-    text_codes(ctx, cmds, done)
-    return answers
+    answers, dispatch = ctx.ledger.transaction(work)
+    dispatch()
+    result: list[idem.Reply | PaycellError] = answers
+    return result
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")

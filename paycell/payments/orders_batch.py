@@ -5,7 +5,8 @@ statements.
 would one after another: each request is validated, an ``out_trade_no`` used before answers
 its first order (or ``out_trade_no_conflict``), the merchant must be payable and the payer
 an open wallet; then every new order, its first event and its SMS confirmation code are
-inserted with one statement per table, and the codes are texted after the commit.
+inserted with one statement per table, and the texts with their codes recorded in the
+same transaction (handed to the SMSC after the commit).
 ``create_order`` is a batch of one; the API's ``order-create`` desk hands it the requests
 that arrived while the previous batch ran (no two with the same ``out_trade_no``).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from paycell.batching import After, Ahead, around
 from paycell.bulk import insert_many, select_any
 from paycell.context import Context
 from paycell.errors import PaycellError
-from paycell.gateways.sms import send_all
+from paycell.gateways.sms import record_all
 from paycell.merchants.model import Merchant
 from paycell.money import format_amount
 from paycell.payments import confirmations, rules
@@ -73,16 +74,20 @@ class Created:
 def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | None = None,
                  after: After | None = None) -> list[Created]:
     """Create ``cmds``' orders in one transaction; an answer per command, in order."""
-    done: list[Created] = ctx.ledger.transaction(
-        lambda conn: create_in(ctx, conn, cmds, ahead=ahead, after=after))
-    text_codes(ctx, cmds, done)
+
+    def work(conn: Connection) -> tuple[list[Created], Callable[[], None]]:
+        done = create_in(ctx, conn, cmds, ahead=ahead, after=after)
+        return done, record_codes(ctx, conn, cmds, done)
+
+    done, dispatch = ctx.ledger.transaction(work)
+    dispatch()
     return done
 
 
 def create_in(ctx: Context, conn: Connection, cmds: Sequence[CreateCommand], *,
               ahead: Ahead | None = None, after: After | None = None) -> list[Created]:
-    """:func:`create_batch`'s work in the caller's transaction (``conn``), which must call
-    :func:`text_codes` once it has committed."""
+    """:func:`create_batch`'s orders in the caller's transaction (``conn``); the caller
+    records their texts with :func:`record_codes`."""
     if len({(c.merchant.id, c.req.out_trade_no) for c in cmds}) != len(cmds):
         raise ValueError("a batch holds each (merchant, out_trade_no) once")
     checked: list[OrderRequest | PaycellError] = [_checked(ctx, c) for c in cmds]
@@ -100,10 +105,13 @@ def create_in(ctx: Context, conn: Connection, cmds: Sequence[CreateCommand], *,
     return around(conn, out, run, ahead, after)
 
 
-def text_codes(ctx: Context, cmds: Sequence[CreateCommand], done: Sequence[Created]) -> None:
-    """Text each new order's payer its summary and confirmation code (after the commit)."""
+def record_codes(ctx: Context, conn: Connection, cmds: Sequence[CreateCommand],
+                 done: Sequence[Created]) -> Callable[[], None]:
+    """Record, in the orders' transaction, a text to each new order's payer with its
+    summary and confirmation code: a text exists if and only if its order does. Call what
+    this returns after the commit (it hands the texts to the SMSC)."""
     minutes = max(1, ctx.settings.sms_code_ttl_s // 60)
-    send_all(ctx.sms, [
+    return record_all(ctx.sms, conn, [
         (o.payer_msisdn, rules.summary_text(c.merchant.name, o.subject,
                                             format_amount(o.amount_fen), d.code, minutes))
         for c, d in zip(cmds, done, strict=True)

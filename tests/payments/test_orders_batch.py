@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -198,3 +199,38 @@ def test_a_batch_that_fails_whole_is_run_again_alone_with_its_nonces_unspent(
     replies = client.portal.call(go)  # type: ignore[union-attr]
     assert failed, "the requests shared a batch"
     assert [r.status_code for r in replies] == [201] * 8, [r.text for r in replies]
+
+
+def test_an_orders_text_is_recorded_in_its_transaction(ctx: Context, monkeypatch: Any) -> None:
+    """The payer's text with the code is written with the order: a transaction that fails
+    after both leaves neither, and one that commits leaves both."""
+    from paycell.gateways.sms import sms_messages
+    from paycell.payments import orders_batch
+
+    shop = create_active_merchant(ctx, name="Outbox Books", category="books")
+    payer, _ = wallet(ctx)
+
+    def cmd(n: str) -> CreateCommand:
+        return CreateCommand(shop.merchant, orders.OrderRequest(
+            out_trade_no=n, amount_fen=100, subject="outbox", payer_msisdn=payer.msisdn))
+
+    def texts() -> int:
+        with ctx.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(sms_messages).where(
+                sms_messages.c.msisdn == payer.msisdn)).scalar_one())
+
+    real = orders_batch.record_codes
+
+    def then_fail(*args: Any) -> Any:
+        real(*args)
+        raise RuntimeError("the process died before the commit")
+
+    monkeypatch.setattr(orders_batch, "record_codes", then_fail)
+    with pytest.raises(RuntimeError):
+        create_batch(ctx, [cmd("O-1")])
+    assert texts() == 0
+    with pytest.raises(orders.OrderNotFoundError):
+        orders.merchant_order(ctx, shop.merchant.id, out_trade_no="O-1")
+    monkeypatch.setattr(orders_batch, "record_codes", real)
+    made = create_batch(ctx, [cmd("O-1")])[0].unwrap()[0]
+    assert texts() == 1 and made.out_trade_no == "O-1"
