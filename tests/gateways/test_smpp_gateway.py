@@ -22,6 +22,7 @@ from paycell.gateways.smpp import SmppSms
 from paycell.gateways.sms import (
     RecordingSms,
     list_messages,
+    record_all,
     send_all,
     sms_message_parts,
     sms_messages,
@@ -376,3 +377,30 @@ def test_a_live_gateway_keeps_its_queued_texts(engine: Engine, sim: SmscSim,
     other = make_gateway(sim.port)
     assert other.adopt_stale(older_than_s=1) == 0  # fresh: not a dead process's
     assert sim.submitted == []
+
+
+def test_record_all_writes_in_the_callers_transaction_and_sends_after_it(
+        engine: Engine, sim: SmscSim, make_gateway: Callable[..., SmppSms]) -> None:
+    """A rolled-back transaction leaves no text and sends none; a committed one leaves the
+    text ``queued`` until what record_all returned is called, which hands it to the SMSC."""
+    gw = make_gateway(sim.port)
+
+    class Died(Exception):
+        pass
+
+    with pytest.raises(Died), engine.begin() as conn:
+        record_all(gw, conn, [(ALICE, "never")])
+        raise Died
+    assert list_messages(engine) == []
+    with engine.begin() as conn:
+        dispatch = record_all(gw, conn, [(ALICE, "code 333333")])
+    [queued] = list_messages(engine)
+    assert queued.status == "queued" and sim.texts == []
+    dispatch()
+    assert wait_for(lambda: status(engine, queued.id)[0] == "delivered")
+    assert [(t.msisdn, t.text) for t in sim.texts] == [(ALICE, "code 333333")]
+    rec = RecordingSms(engine, SystemClock())
+    with pytest.raises(Died), engine.begin() as conn:
+        record_all(rec, conn, [(BOB, "never")])
+        raise Died
+    assert [m.body for m in list_messages(engine, BOB)] == []
