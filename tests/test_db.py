@@ -33,3 +33,51 @@ def test_a_read_completes_while_a_writer_holds_the_lock(engine: Engine) -> None:
     reader_done.set()
     t.join()
     assert got == [0]  # the reader saw the last committed state, not the writer's row
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_writers_hold_a_flock_for_exactly_their_transaction(engine: Engine) -> None:
+    """Writers queue on ``<file>.writer`` (the kernel wakes the next one when the lock is
+    let go, where SQLite's busy handler sleeps up to 100 ms between tries); every way a
+    write transaction ends lets it go, and reads never take it."""
+    import fcntl
+    import os
+
+    path = engine.url.database
+    assert path and path != ":memory:"
+
+    def held() -> bool:
+        fd = os.open(f"{path}.writer", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    insert = text("INSERT INTO ledger_accounts (name, ledger, code, timestamp)"
+                  " VALUES (:n, 'CNY', 100, 0)")
+    seen = []
+    with engine.begin() as conn:
+        conn.execute(insert, {"n": "committed"})
+        seen.append(held())
+    seen.append(held())
+    with pytest.raises(ZeroDivisionError), engine.begin() as conn:
+        conn.execute(insert, {"n": "rolled back"})
+        seen.append(held())
+        1 / 0  # noqa: B018
+    seen.append(held())
+    with reading(engine) as conn:
+        conn.execute(text("SELECT COUNT(*) FROM ledger_accounts")).scalar_one()
+        seen.append(held())
+    conn2 = engine.connect()
+    conn2.execute(insert, {"n": "never committed"})
+    seen.append(held())
+    conn2.close()  # the pool's reset rolls it back
+    seen.append(held())
+    assert seen == [True, False, True, False, False, True, False]
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM ledger_accounts")).scalars().all()
+    assert names == ["committed"]
