@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 _WRITER_FD = "paycell_writer_fd"  # the connection's descriptor of <file>.writer
-_WRITING = "paycell_writing"  # set while the connection holds the writers' flock
+_WRITING = "paycell_writing"  # (the holding thread's set, path) while holding the flock
 
 
 def _configure_sqlite(engine: Engine, path: str | None) -> None:
@@ -115,7 +116,9 @@ def _configure_sqlite(engine: Engine, path: str | None) -> None:
     @event.listens_for(engine, "close")
     def _on_close(_dbapi_conn: Any, record: Any) -> None:
         fd = record.info.pop(_WRITER_FD, None)
-        record.info.pop(_WRITING, None)
+        held = record.info.pop(_WRITING, None)
+        if held is not None:
+            held[0].discard(held[1])
         if fd is not None:
             os.close(fd)  # closing the descriptor lets go of its flock too
 
@@ -128,9 +131,13 @@ def _configure_sqlite(engine: Engine, path: str | None) -> None:
             return
         info = conn.connection.info
         fd = info.get(_WRITER_FD)
-        if fd is not None and not info.get(_WRITING):
+        mine = _held_here()
+        # A thread that holds the flock on another connection would wait on itself for
+        # ever: it goes without, to SQLite's busy handler (an error after busy_timeout).
+        if path is not None and fd is not None and not info.get(_WRITING) and path not in mine:
             fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL until the last writer ends
-            info[_WRITING] = True
+            mine.add(path)
+            info[_WRITING] = (mine, path)
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
@@ -162,8 +169,22 @@ def _let_go(pooled: Any) -> None:
         info = pooled.info
     except (AttributeError, NotImplementedError):  # the dialect's first-connect probe
         return
-    if info.pop(_WRITING, False):
+    held = info.pop(_WRITING, None)
+    if held is not None:
+        mine, path = held
+        mine.discard(path)
         fcntl.flock(info[_WRITER_FD], fcntl.LOCK_UN)
+
+
+_THREAD = threading.local()
+
+
+def _held_here() -> set[str]:
+    """The database files whose writers' flock this thread holds."""
+    mine: set[str] | None = getattr(_THREAD, "writing", None)
+    if mine is None:
+        mine = _THREAD.writing = set()
+    return mine
 
 
 def reading(engine: Engine) -> Connection:

@@ -81,3 +81,26 @@ def test_sqlite_writers_hold_a_flock_for_exactly_their_transaction(engine: Engin
     with engine.connect() as conn:
         names = conn.execute(text("SELECT name FROM ledger_accounts")).scalars().all()
     assert names == ["committed"]
+
+
+@pytest.mark.sqlite_only
+def test_a_thread_writing_on_two_connections_gets_sqlites_error_not_a_hang(
+        engine: Engine) -> None:
+    """The flock would make a thread that already writes on one connection wait on itself
+    for ever; it goes to SQLite's busy handler instead, which gives up with an error."""
+    from sqlalchemy.exc import OperationalError
+
+    insert = text("INSERT INTO ledger_accounts (name, ledger, code, timestamp)"
+                  " VALUES (:n, 'CNY', 100, 0)")
+    with engine.begin() as first:
+        first.execute(insert, {"n": "first"})
+        with engine.connect() as second:
+            second.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA busy_timeout=50")
+            with pytest.raises(OperationalError, match="locked"):
+                second.execute(insert, {"n": "second"})
+    with engine.begin() as again:  # and the flock is free again for the next writer
+        again.execute(insert, {"n": "third"})
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM ledger_accounts ORDER BY name"))
+        assert names.scalars().all() == ["first", "third"]
