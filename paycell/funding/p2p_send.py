@@ -43,7 +43,7 @@ from paycell.funding.p2p import (
     _p2p,
     claimable_account_id,
 )
-from paycell.gateways.sms import record_all
+from paycell.gateways.sms import commit_then_text, record_all
 from paycell.ledger import TransferFlags, TransferRequest, chart
 from paycell.ledger import errors as le
 from paycell.ledger.posting import Posting
@@ -138,10 +138,7 @@ def send_batch(ctx: Context, cmds: Sequence[SendCommand], *, ahead: Ahead | None
             if s.created and (t := s.transfer) is not None and t.state == "pending_claim"
             and t.expires_at])
 
-    sent, dispatch = ctx.ledger.transaction(work)
-    dispatch()
-    result: list[Sent] = sent
-    return result
+    return commit_then_text(ctx.ledger, work)
 
 
 def _attempt(ctx: Context, conn: Connection, cmds: Sequence[SendCommand],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -35,6 +35,9 @@ from paycell.clock import Clock
 
 if TYPE_CHECKING:
     from paycell.config import Settings
+    from paycell.ledger.store import Ledger
+
+T = TypeVar("T")
 
 metadata = MetaData()
 sms_messages = Table(
@@ -115,6 +118,16 @@ def _nothing() -> None:
     pass
 
 
+def commit_then_text(ledger: Ledger, work: Callable[[Connection], tuple[T, Callable[[], None]]]
+                     ) -> T:
+    """Run ``work`` in one of the ledger's transactions; it returns its result and what
+    :func:`record_all` gave it, which is called once the transaction has committed."""
+    out, dispatch = ledger.transaction(work)
+    dispatch()
+    result: T = out
+    return result
+
+
 class StoredSms:
     """Reading back the ``sms_messages`` table (both backends write there)."""
 
@@ -152,9 +165,10 @@ class RecordingSms(StoredSms):
     def record_many(self, conn: Connection, texts: Sequence[tuple[str, str]]
                     ) -> Callable[[], None]:
         """Record the texts in ``conn``'s transaction; nothing more to do after it."""
+        now = self.clock.now_us()
         insert_many(conn, sms_messages, [
             {"direction": "out", "msisdn": msisdn, "body": body, "status": "recorded",
-             "created_at": self.clock.now_us()} for msisdn, body in texts])
+             "created_at": now} for msisdn, body in texts])
         return _nothing
 
 

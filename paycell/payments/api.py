@@ -31,6 +31,7 @@ from paycell.api.lean import lean
 from paycell.context import Context
 from paycell.errors import PaycellError
 from paycell.funding.cash_common import decode_cursor, encode_cursor
+from paycell.gateways.sms import commit_then_text
 from paycell.merchants.auth import (
     SignedRequest,
     admit,
@@ -149,23 +150,24 @@ def _create_many(ctx: Context,
                 if isinstance(m, Merchant)]
         out: list[idem.Reply | PaycellError] = [
             m if isinstance(m, PaycellError) else idem.Reply(0, "") for m in admitted]
-        texts: list[Callable[[], None]] = []
+        texts: list[Callable[[], None]] = []  # run_keyed creates the orders once
 
         def create(cmds: list[CreateCommand], ahead: Any, after: Any) -> None:
             done = create_in(ctx, conn, cmds, ahead=ahead, after=after)
             texts.append(record_codes(ctx, conn, cmds, done))
+
+        def dispatch() -> None:
+            for send in texts:
+                send()
 
         replies = idem.run_keyed(
             ctx.clock, [item for _, item in todo], create,
             lambda cmd, made: sch.OrderOut.of(made.unwrap()[0], cmd.merchant)) if todo else []
         for (i, _), reply in zip(todo, replies, strict=True):
             out[i] = reply
-        return out, (texts[0] if texts else lambda: None)
+        return out, dispatch
 
-    answers, dispatch = ctx.ledger.transaction(work)
-    dispatch()
-    result: list[idem.Reply | PaycellError] = answers
-    return result
+    return commit_then_text(ctx.ledger, work)
 
 
 @merchant_router.get("", response_model=sch.OrderPage, summary="My orders")

@@ -25,7 +25,7 @@ from paycell.batching import After, Ahead, around
 from paycell.bulk import insert_many, select_any
 from paycell.context import Context
 from paycell.errors import PaycellError
-from paycell.gateways.sms import record_all
+from paycell.gateways.sms import commit_then_text, record_all
 from paycell.merchants.model import Merchant
 from paycell.money import format_amount
 from paycell.payments import confirmations, rules
@@ -79,9 +79,7 @@ def create_batch(ctx: Context, cmds: Sequence[CreateCommand], *, ahead: Ahead | 
         done = create_in(ctx, conn, cmds, ahead=ahead, after=after)
         return done, record_codes(ctx, conn, cmds, done)
 
-    done, dispatch = ctx.ledger.transaction(work)
-    dispatch()
-    return done
+    return commit_then_text(ctx.ledger, work)
 
 
 def create_in(ctx: Context, conn: Connection, cmds: Sequence[CreateCommand], *,
