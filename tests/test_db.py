@@ -104,3 +104,18 @@ def test_a_thread_writing_on_two_connections_gets_sqlites_error_not_a_hang(
     with engine.connect() as conn:
         names = conn.execute(text("SELECT name FROM ledger_accounts ORDER BY name"))
         assert names.scalars().all() == ["first", "third"]
+
+
+@pytest.mark.postgres_only
+def test_postgres_pool_hands_out_the_connection_returned_last(engine: Engine) -> None:
+    """LIFO: under load one thread's transactions keep to one warm connection, whose
+    statements the driver has prepared, instead of cycling through the whole pool."""
+    pid = "SELECT pg_backend_pid()"
+    a, b = engine.connect(), engine.connect()
+    first, second = a.execute(text(pid)).scalar(), b.execute(text(pid)).scalar()
+    a.close()
+    b.close()
+    # b went back last: the next checkout is b's connection, and the one after it too.
+    for _ in range(3):
+        with engine.connect() as c:
+            assert c.execute(text(pid)).scalar() == second != first
