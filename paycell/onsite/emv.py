@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.utils import CryptographyDeprecationWarning
-from pyemv import ac as _ac
 from pyemv import kd as _kd
-from pyemv import tools as _tools
 
 __all__ = ["ARC_APPROVED", "ARC_DECLINED", "CID_AAC", "CID_ARQC", "CID_TC", "TxnData",
            "arpc", "derive_card_key", "ecash_load_script", "generate_ac", "parse_ecash_script",
@@ -65,19 +63,14 @@ def derive_card_key(issuer_mk: bytes, pan: str, psn: str) -> bytes:
         return _kd.derive_icc_mk_a(issuer_mk, pan, psn)
 
 
-def _tdes_ecb(key: bytes, block: bytes) -> bytes:
-    with _quiet():
-        return _tools.encrypt_tdes_ecb(key, block)
-
-
 def session_key(card_key: bytes, atc: int) -> bytes:
-    """The PBOC 2.0 session key for this ATC (two 3DES blocks under the card key)."""
+    """The PBOC 2.0 session key for this ATC (two 3DES blocks under the card key, on the
+    card key's cipher kept by :func:`_alg3_ciphers`: pyemv builds a cipher per block)."""
     _double_key(card_key, "the card key")
     if not 0 <= atc <= 0xFFFF:
         raise ValueError("the ATC is two bytes")
-    left = _tdes_ecb(card_key, bytes(6) + atc.to_bytes(2, "big"))
-    right = _tdes_ecb(card_key, bytes(6) + (atc ^ 0xFFFF).to_bytes(2, "big"))
-    return left + right
+    blocks = bytes(6) + atc.to_bytes(2, "big") + bytes(6) + (atc ^ 0xFFFF).to_bytes(2, "big")
+    return _alg3_ciphers(card_key)[1].encryptor().update(blocks)
 
 
 def _bcd(value: int, length: int) -> bytes:
@@ -141,8 +134,10 @@ def generate_ac(session_key: bytes, data: bytes) -> bytes:
 def arpc(session_key: bytes, arqc: bytes, arc: bytes) -> bytes:
     """The issuer's answer to an ARQC, method 1: 3DES(SK, ARQC xor (ARC || 00 x 6))."""
     _double_key(session_key, "the session key")
-    with _quiet():
-        return _ac.generate_arpc_1(session_key, arqc, arc)
+    if len(arqc) != 8 or len(arc) != 2:
+        raise ValueError("an ARQC is 8 bytes and an ARC 2")
+    block = (int.from_bytes(arqc) ^ int.from_bytes(arc + bytes(6))).to_bytes(8)
+    return _alg3_ciphers(session_key)[1].encryptor().update(block)
 
 
 def retail_mac(key: bytes, data: bytes) -> bytes:
