@@ -125,8 +125,6 @@ def test_through_the_app_answers_are_unchanged(client: TestClient) -> None:
 
 
 def test_fastapis_telemetry_is_off_unless_asked_for() -> None:
-    from paycell.config import Settings
-
     off = create_app(Settings(database_url="sqlite:///:memory:"))
     on = create_app(Settings(database_url="sqlite:///:memory:", otel=True))
     assert not any(off._telemetry[k] for k in ("tracing", "metrics", "logs"))
