@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from paycell.api.serve import YOUNG_THRESHOLD, settle_heap
+
 HERE = Path(__file__).parent
 
 
@@ -60,6 +62,8 @@ def test_connections_opened_together_are_shared_and_a_dead_worker_is_replaced() 
         _wait(base, proc, 2)
         seen = Counter(_pids(base, 64))
         assert len(seen) == 2 and min(seen.values()) >= 8, seen  # not all on one worker
+        settled = httpx.get(f"{base}/gc").json()  # settle_heap ran in the worker
+        assert settled["frozen"] > 1000 and settled["young"] == YOUNG_THRESHOLD
         victim = next(iter(seen))
         os.kill(victim, signal.SIGKILL)
         _wait(base, proc, 2)
@@ -70,3 +74,38 @@ def test_connections_opened_together_are_shared_and_a_dead_worker_is_replaced() 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_one_worker_serves_in_its_own_process_with_its_heap_settled() -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paycell.api.serve", "pid_app:app", "--port", str(port),
+         "--workers", "1", "--log-level", "warning"], env=env, start_new_session=True)
+    try:
+        _wait(base, proc, 1)
+        assert set(_pids(base, 8)) == {proc.pid}
+        settled = httpx.get(f"{base}/gc").json()
+        assert settled["frozen"] > 1000 and settled["young"] == YOUNG_THRESHOLD
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn drains, then raises the signal it caught again: the default action ends it
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_settle_heap_freezes_what_lives_and_makes_young_collections_rarer() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    keep = [[i] for i in range(2000)]  # containers the collector tracks
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= len(keep)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
