@@ -12,13 +12,8 @@ their addresses, evenly. The supervisor restarts a worker that dies, and on SIGT
 SIGINT stops them all (each drains its requests as uvicorn does). Without ``SO_REUSEPORT``
 (not Linux or BSD), or with one worker, it is one uvicorn server in this process.
 
-Each serving process settles its heap once the app is built (:func:`settle_heap`): the
-objects made while importing and building the app (about 180,000: modules, routes, models)
-are moved out of the garbage collector's reach with ``gc.freeze()``, and the youngest
-generation is collected every 20,000 allocations instead of 700. Measured under the HTTP
-benchmark (two workers, default mix, 13 s): before, a full collection walked some 206,000
-objects and stopped the worker for 135-201 ms, once or twice a run, and the collector took
-0.3-0.58 s a worker in all; after, it took about 0.01 s and its longest pause was 12 ms.
+Each serving process settles its heap once the app is built
+(:func:`paycell.heap.settle_heap`): full collections no longer walk the objects start-up made.
 
 ``python -m paycell.api.serve APP --host H --port P --workers N [--factory]`` runs it (the
 benchmark's and the bank test's servers do).
@@ -28,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import logging
 import multiprocessing
 import signal
@@ -39,23 +33,12 @@ from typing import Any
 
 import uvicorn
 
+from paycell.heap import settle_heap
+
 log = logging.getLogger("paycell.serve")
 
 APP = "paycell.api.app:create_app"
 _RESTART_PAUSE_S = 0.5
-# A request's garbage is almost all freed by reference counting; cycles are few, so the
-# youngest generation can wait for 20,000 allocations before the collector looks at it.
-YOUNG_THRESHOLD = 20_000
-
-
-def settle_heap() -> None:
-    """Tune the collector for a long-running server whose start-up objects live forever:
-    collect once, freeze what survives (the collector no longer walks it) and collect the
-    youngest generation less often. Call it after the app is built, before serving."""
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 def serve(target: str = APP, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,

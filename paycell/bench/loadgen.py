@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from paycell.bench.rawhttp import Connection, Response, TransportError
+from paycell.heap import settle_heap
 from paycell.merchants.signing import MerchantAuth
 from paycell.onsite import emv
 from paycell.onsite.card_sim import CardSim
@@ -283,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 2:
         raise SystemExit("usage: python -m paycell.bench.loadgen PLAN.json RESULT.json")
     plan = json.loads(Path(args[0]).read_text())
+    settle_heap()  # a full collection's pause would count as latency of every flow in flight
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]

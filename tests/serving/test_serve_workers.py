@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from paycell.api.serve import YOUNG_THRESHOLD, settle_heap
+from paycell.heap import YOUNG_THRESHOLD, settle_heap
 
 HERE = Path(__file__).parent
 
