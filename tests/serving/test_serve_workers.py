@@ -4,6 +4,8 @@ arrive together, and the supervisor replaces a worker that dies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import signal
 import socket
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -51,14 +54,24 @@ def _wait(base: str, proc: subprocess.Popen[bytes], workers: int) -> None:
     raise AssertionError("the workers did not all answer in 60 s")
 
 
-def test_connections_opened_together_are_shared_and_a_dead_worker_is_replaced() -> None:
+@contextlib.contextmanager
+def _serving(workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m paycell.api.serve`` with ``workers`` serving ``pid_app``; killed after."""
     port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "paycell.api.serve", "pid_app:app", "--port", str(port),
-         "--workers", "2", "--log-level", "warning"], env=env, start_new_session=True)
+         "--workers", str(workers), "--log-level", "warning"], env=env, start_new_session=True)
     try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_connections_opened_together_are_shared_and_a_dead_worker_is_replaced() -> None:
+    with _serving(workers=2) as (base, proc):
         _wait(base, proc, 2)
         seen = Counter(_pids(base, 64))
         assert len(seen) == 2 and min(seen.values()) >= 8, seen  # not all on one worker
@@ -70,20 +83,10 @@ def test_connections_opened_together_are_shared_and_a_dead_worker_is_replaced() 
         assert victim not in _pids(base, 40)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_one_worker_serves_in_its_own_process_with_its_heap_settled() -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paycell.api.serve", "pid_app:app", "--port", str(port),
-         "--workers", "1", "--log-level", "warning"], env=env, start_new_session=True)
-    try:
+    with _serving(workers=1) as (base, proc):
         _wait(base, proc, 1)
         assert set(_pids(base, 8)) == {proc.pid}
         settled = httpx.get(f"{base}/gc").json()
@@ -91,15 +94,9 @@ def test_one_worker_serves_in_its_own_process_with_its_heap_settled() -> None:
         proc.send_signal(signal.SIGTERM)
         # uvicorn drains, then raises the signal it caught again: the default action ends it
         assert proc.wait(timeout=30) == -signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_settle_heap_freezes_what_lives_and_makes_young_collections_rarer() -> None:
-    import gc
-
     before = gc.get_threshold()
     keep = [[i] for i in range(2000)]  # containers the collector tracks
     try:
