@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from paycell.heap import settle_heap
 
@@ -109,7 +110,7 @@ def _serve_one(target: str, host: str, port: int, factory: bool, log_level: str,
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
     if not server.started:
-        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def main(argv: list[str] | None = None) -> None:
