@@ -44,6 +44,12 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
         assert set(f) >= FLOW_KEYS, name
         assert f["failed"] == 0, (name, f["errors"])
     assert r["flows"]["remote"]["requests"] == 2 * r["flows"]["remote"]["completed"]
+    lat = r["request_latency"]  # each request on its own: a remote payment is two
+    assert set(lat) == {"overall", "p2p", "order-create", "confirm", "nfc"}
+    for name, q in lat.items():
+        assert q["failed"] == 0 and q["count"] > 0, name
+        assert 0 < q["p50_ms"] <= q["p95_ms"] <= q["p99_ms"], name
+    assert lat["overall"]["count"] == sum(q["count"] for k, q in lat.items() if k != "overall")
     b = data["baseline"]  # the bare stack, same client, same workers
     assert b["requests_per_s"] > 0 and b["errors"] == 0 and (b["users"], b["workers"]) == (3, 1)
 
@@ -51,7 +57,29 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
     assert text.startswith("# intro kept") and text.rstrip().endswith("tail kept")
     assert "ledger figures kept" in text and "old figures" not in text
     assert text.count(hb.DOCS_START) == 1 and "| sqlite | nfc |" in text
+    assert "| sqlite | confirm |" in text and "| sqlite | overall |" in text
     assert "Baseline, same run: the bare stack" in text
+
+
+@pytest.mark.postgres_only
+def test_statistics_refreshed(db_url: str) -> None:
+    """The warm-up's ANALYZE: a table filled since the last one gets its real size, so the
+    planner stops planning for an empty table."""
+    import psycopg
+
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("CREATE TABLE grown (id bigint PRIMARY KEY)")
+        conn.execute("INSERT INTO grown SELECT generate_series(1, 5000)")
+
+        def tuples() -> float:
+            row = conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'grown'").fetchone()
+            assert row is not None
+            return float(row[0])
+
+        assert tuples() < 0  # never analyzed
+        assert hb.refresh_statistics(db_url) >= 0
+        assert tuples() == 5000
 
 
 def test_mix_parsed() -> None:

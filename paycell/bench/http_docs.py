@@ -56,6 +56,14 @@ def render_markdown(report: Report) -> str:
             lines.append(f"| {r.database} | {name} | {_f(f['per_s'])} | {_f(f['p50_ms'], 1)} | "
                          f"{_f(f['p95_ms'], 1)} | {_f(f['p99_ms'], 1)} | "
                          f"{_rate(f['success_rate'])} | {errors} |")
+    lines += ["", "Per request (what a client waits for one call; signing and the card's "
+              "cryptogram are not counted):", "",
+              "| database | request | answered | p50 ms | p95 ms | p99 ms |",
+              "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in report.records:
+        for name, q in r.request_latency.items():
+            lines.append(f"| {r.database} | {name} | {q['count']:,} | {_f(q['p50_ms'], 1)} | "
+                         f"{_f(q['p95_ms'], 1)} | {_f(q['p99_ms'], 1)} |")
     b = report.baseline
     if b:
         lines += ["", f"Baseline, same run: the bare stack (FastAPI + uvicorn, {b['workers']} "

@@ -11,6 +11,10 @@ pick a flow by the mix's weights, run it to the end, start the next. Flows:
 - ``nfc``: the user's card (a :class:`CardSim`) answers GENERATE AC with an ARQC, the user's
   own terminal sends ``POST /v1/terminal/authorisations`` (MACed), the card takes the ARPC.
 
+A flow's latency runs from its first request to its last answer, so a remote payment's
+holds two requests. Each request is also timed on its own, by kind (``p2p``,
+``order-create``, ``confirm``, ``nfc``): what an API client waits for one call.
+
 Every request carries its own Idempotency-Key. Each user owns its wallet, card and terminal,
 so ATCs and STANs only grow, as on real cards and terminals. Following Mojaloop's method the
 first ``warmup`` seconds are run but not counted: a flow counts when it *ends* inside the
@@ -29,6 +33,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +68,16 @@ class Done:
     requests: int
 
 
+@dataclass(slots=True)
+class Call:
+    """One request: its kind, when it was sent and answered, and whether it succeeded."""
+
+    kind: str
+    began: float
+    ended: float
+    ok: bool
+
+
 @dataclass
 class User:
     index: int
@@ -79,6 +94,7 @@ class State:
     users: list[User]
     merchants: list[MerchantAuth]
     done: list[Done] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
     stop_at: float = math.inf
     window: tuple[float, float] = (math.inf, math.inf)
     retries: int = 0
@@ -106,8 +122,8 @@ async def _p2p(http: Connection, st: State, u: User, rng: random.Random
     others = st.users
     to = others[(u.index + 1 + rng.randrange(len(others) - 1)) % len(others)].msisdn
     body = _body({"to_msisdn": to, "amount_fen": rng.randint(1, 500), "pin": st.plan["pin"]})
-    r = await http.post("/v1/wallet/transfers", body,
-                        {"Authorization": f"Bearer {u.token}", **_idem()})
+    r = await _call(st, "p2p", 201, http.post(
+        "/v1/wallet/transfers", body, {"Authorization": f"Bearer {u.token}", **_idem()}))
     return (None if r.status_code == 201 else _code(r)), 1
 
 
@@ -117,13 +133,14 @@ async def _remote(http: Connection, st: State, u: User, rng: random.Random
     path = "/v1/payments"
     body = _body({"out_trade_no": f"B{uuid.uuid4().hex}", "amount_fen": rng.randint(100, 5_000),
                   "subject": "benchmark order", "payer_msisdn": u.msisdn})
-    r = await http.post(path, body, {**merchant.headers("POST", path, body), **_idem()})
+    r = await _call(st, "order-create", 201, http.post(
+        path, body, {**merchant.headers("POST", path, body), **_idem()}))
     if r.status_code != 201:
         return "create " + _code(r), 1
     trade_no = r.json()["trade_no"]
-    r = await http.post(f"/v1/wallet/payments/{trade_no}/confirm",
-                        _body({"pin": st.plan["pin"]}),
-                        {"Authorization": f"Bearer {u.token}", **_idem()})
+    r = await _call(st, "confirm", 200, http.post(
+        f"/v1/wallet/payments/{trade_no}/confirm", _body({"pin": st.plan["pin"]}),
+        {"Authorization": f"Bearer {u.token}", **_idem()}))
     if r.status_code != 200:
         return "confirm " + _code(r), 2
     state = r.json().get("state")
@@ -147,7 +164,8 @@ async def _nfc(http: Connection, st: State, u: User, rng: random.Random
         "txn_type": x.txn_type, "tvr": x.tvr, "aip": x.aip, "cvr": x.cvr,
         "unpredictable": x.unpredictable, "atc": x.atc,
         "arqc": ac.cryptogram.hex().upper()})
-    r = await http.post(path, body, {**t["auth"].headers("POST", path, body), **_idem()})
+    r = await _call(st, "nfc", 200, http.post(
+        path, body, {**t["auth"].headers("POST", path, body), **_idem()}))
     if r.status_code != 200:
         u.card.second_generate_ac(None, emv.ARC_DECLINED)
         return _code(r), 1
@@ -161,6 +179,14 @@ async def _nfc(http: Connection, st: State, u: User, rng: random.Random
 
 
 RUNNERS = {"p2p": _p2p, "remote": _remote, "nfc": _nfc}
+
+
+async def _call(st: State, kind: str, status: int, sent: Awaitable[Response]) -> Response:
+    """Await one request (already built: signing is not part of its latency) and time it."""
+    began = time.perf_counter()
+    r = await sent
+    st.calls.append(Call(kind, began, time.perf_counter(), r.status_code == status))
+    return r
 
 
 async def _user(http: Connection, st: State, u: User, flows: list[str],
@@ -259,18 +285,31 @@ def _stats(done: list[Done], seconds: float) -> dict[str, Any]:
     }
 
 
+def _latency(calls: list[Call]) -> dict[str, Any]:
+    ok = sorted(c.ended - c.began for c in calls if c.ok)
+    return {"count": len(calls), "failed": len(calls) - len(ok),
+            "p50_ms": round(percentile(ok, 50) * 1000, 2),
+            "p95_ms": round(percentile(ok, 95) * 1000, 2),
+            "p99_ms": round(percentile(ok, 99) * 1000, 2)}
+
+
 def summarise(st: State, flows: list[str]) -> dict[str, Any]:
-    """Figures over the flows that ended inside the measured window, per flow and overall;
-    errors are also counted over the whole run (warm-up and tail included)."""
+    """Figures over the flows that ended inside the measured window, per flow and overall,
+    and over the requests answered inside it, per kind and overall; errors are also counted
+    over the whole run (warm-up and tail included)."""
     start, end = st.window
     seconds = end - start
     window = [d for d in st.done if start <= d.ended < end]
+    calls = [c for c in st.calls if start <= c.ended < end]
+    kinds = sorted({c.kind for c in calls})
     all_errors = Counter(d.code for d in st.done if d.code)
     overall = _stats(window, seconds)
     return {
         "seconds": round(seconds, 3),
         "overall": overall,
         "flows": {f: _stats([d for d in window if d.flow == f], seconds) for f in flows},
+        "request_latency": {"overall": _latency(calls),
+                            **{k: _latency([c for c in calls if c.kind == k]) for k in kinds}},
         "requests_per_s": round(overall["requests"] / seconds, 1),
         "flows_total": len(st.done),
         "failed_total": sum(1 for d in st.done if not d.ok),
