@@ -236,6 +236,7 @@ class Record:
     errors: dict[str, int] = field(default_factory=dict)
     # One request's latency (a remote payment is two), overall and per kind of request.
     request_latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+    analyze_s: float | None = None  # the warm-up's ANALYZE (PostgreSQL; None: none ran)
 
     @property
     def target_met(self) -> bool:
@@ -306,6 +307,7 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
                                      "seed": seed_no}))
     rss_peak = 0
     marks: dict[str, tuple[float, float, float]] = {}  # wall, server cpu, postgres cpu
+    analyze_s: float | None = None  # how long the warm-up's ANALYZE took (PostgreSQL)
     try:
         progress.step(f"{database}: {users} users for {warmup:g} s warm-up + {seconds:g} s")
         gen = subprocess.Popen([sys.executable, "-m", "paycell.bench.loadgen", str(plan_file),
@@ -320,9 +322,9 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
             rss, cpu = tree_usage(server_pid)
             rss_peak = max(rss_peak, rss)
             pg_cpu = tree_usage(pg_pid)[1] if pg_pid else 0.0
-            if (pg_pid and not tick["measuring"] and "analyzed" not in marks
+            if (pg_pid and analyze_s is None and not tick["measuring"]
                     and tick["elapsed"] >= warmup / 2):
-                marks["analyzed"] = (refresh_statistics(url), 0.0, 0.0)
+                analyze_s = refresh_statistics(url)
             if tick["measuring"] and "start" not in marks:
                 marks["start"] = (time.perf_counter(), cpu, pg_cpu)
             marks["last"] = (time.perf_counter(), cpu, pg_cpu)
@@ -352,7 +354,8 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
         postgres_cpu_cores=cores(2) if pg_pid else None,
         loadgen_cpu_cores=result["loadgen"]["cpu_share_in_window"], setup_s=round(setup_s, 1),
         retries=result["retries"], flows=result["flows"], errors=result["errors_total"],
-        request_latency=result["request_latency"])
+        request_latency=result["request_latency"],
+        analyze_s=None if analyze_s is None else round(analyze_s, 3))
     progress.record(record)
     return record
 

@@ -12,7 +12,7 @@ pick a flow by the mix's weights, run it to the end, start the next. Flows:
   own terminal sends ``POST /v1/terminal/authorisations`` (MACed), the card takes the ARPC.
 
 A flow's latency runs from its first request to its last answer, so a remote payment's
-holds two requests. Each request is also timed on its own, by kind (``p2p``,
+latency covers two requests. Each request is also timed on its own, by kind (``p2p``,
 ``order-create``, ``confirm``, ``nfc``): what an API client waits for one call.
 
 Every request carries its own Idempotency-Key. Each user owns its wallet, card and terminal,
