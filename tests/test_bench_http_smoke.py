@@ -4,6 +4,7 @@ flow of the mix; the shape of the JSON and 100% success, no timing assertions.""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,15 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
     assert text.count(hb.DOCS_START) == 1 and "| sqlite | nfc |" in text
     assert "| sqlite | confirm |" in text and "| sqlite | overall |" in text
     assert "Baseline, same run: the bare stack" in text
+
+    # the charts beside the JSON, linked from the docs by a path relative to them
+    for name in ("throughput", "latency"):
+        svg = out.with_name(f"http-{name}.svg")
+        root = ET.fromstring(svg.read_text())
+        assert root.findall("{http://www.w3.org/2000/svg}polyline"), name
+        assert f"](results/http-{name}.svg)" in text
+    assert [p["t"] for p in r["timeline"]] == [1.0, 2.0, 3.0]  # 0.5 s warm-up + 2 s
+    assert sum(p["payments_per_s"] for p in r["timeline"]) >= r["payments"]
 
 
 @pytest.mark.postgres_only

@@ -237,6 +237,7 @@ class Record:
     # One request's latency (a remote payment is two), overall and per kind of request.
     request_latency: dict[str, dict[str, Any]] = field(default_factory=dict)
     analyze_s: float | None = None  # the warm-up's ANALYZE (PostgreSQL; None: none ran)
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # second by second
 
     @property
     def target_met(self) -> bool:
@@ -355,7 +356,8 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
         loadgen_cpu_cores=result["loadgen"]["cpu_share_in_window"], setup_s=round(setup_s, 1),
         retries=result["retries"], flows=result["flows"], errors=result["errors_total"],
         request_latency=result["request_latency"],
-        analyze_s=None if analyze_s is None else round(analyze_s, 3))
+        analyze_s=None if analyze_s is None else round(analyze_s, 3),
+        timeline=result["timeline"])
     progress.record(record)
     return record
 
@@ -460,13 +462,19 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
             shutil.rmtree(work, ignore_errors=True)
     report = Report(generated_at=generated_at, machine=info, seconds=seconds, warmup=warmup,
                     mix=mix, records=records, baseline=baseline)
+    charts: list[Path] = []
     if out is not None:
+        from paycell.bench.http_charts import write_charts
+
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        charts = write_charts(report, out)
     if docs is not None:
         from paycell.bench.docs import update_docs
         from paycell.bench.http_docs import HEADING, render_markdown
 
-        update_docs(docs, render_markdown(report), start=DOCS_START, end=DOCS_END,
+        images = [Path(os.path.relpath(c.resolve(), docs.resolve().parent)).as_posix()
+                  for c in charts]
+        update_docs(docs, render_markdown(report, images), start=DOCS_START, end=DOCS_END,
                     heading=HEADING)
     return report

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paycell.bench import machine
@@ -26,7 +28,8 @@ def _rate(v: float | None) -> str:
     return "–" if v is None else f"{v * 100:.2f}%"
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, images: Sequence[str] = ()) -> str:
+    """The section; ``images`` are the charts' paths relative to the docs file."""
     from paycell.bench.http import TARGET
 
     lines = [f"### Latest run ({report.generated_at})", ""]
@@ -74,6 +77,8 @@ def render_markdown(report: Report) -> str:
                   f"{_f(b['loadgen_cpu_cores'], 2)} cores. That is the ceiling paycell's own "
                   "work is measured against."]
     lines.append("")
+    for path in images:
+        lines += [f"![{Path(path).stem}]({path})", ""]
     for r in report.records:
         verdict = "met" if r.target_met else "not met"
         lines.append(f"- {r.database}: {_f(r.payments_per_s)} payments/s, p99 "

@@ -96,6 +96,7 @@ class State:
     done: list[Done] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     stop_at: float = math.inf
+    began: float = 0.0
     window: tuple[float, float] = (math.inf, math.inf)
     retries: int = 0
 
@@ -238,7 +239,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
              for _ in users]
     cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
-        began = time.perf_counter()
+        began = st.began = time.perf_counter()
         warm_end = began + plan["warmup"]
         st.window = (warm_end, warm_end + plan["seconds"])
         st.stop_at = st.window[1]
@@ -285,12 +286,40 @@ def _stats(done: list[Done], seconds: float) -> dict[str, Any]:
     }
 
 
+CDF_AT = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.9, 100)
+
+
 def _latency(calls: list[Call]) -> dict[str, Any]:
     ok = sorted(c.ended - c.began for c in calls if c.ok)
     return {"count": len(calls), "failed": len(calls) - len(ok),
             "p50_ms": round(percentile(ok, 50) * 1000, 2),
             "p95_ms": round(percentile(ok, 95) * 1000, 2),
-            "p99_ms": round(percentile(ok, 99) * 1000, 2)}
+            "p99_ms": round(percentile(ok, 99) * 1000, 2),
+            "cdf_ms": [[q, round(percentile(ok, q) * 1000, 2)] for q in CDF_AT] if ok else []}
+
+
+def timeline(st: State, step: float = 1.0) -> list[dict[str, Any]]:
+    """Second by second from the start (warm-up included): payments (flows that succeeded)
+    per second, and the p50 and p99 of the requests answered in that second."""
+    end = st.window[1]
+    if not math.isfinite(end) or end <= st.began:
+        return []
+    bins = math.ceil((end - st.began) / step - 1e-9)
+    flows = [0] * bins
+    lat: list[list[float]] = [[] for _ in range(bins)]
+    for d in st.done:
+        if d.ok and st.began <= d.ended < end:
+            flows[int((d.ended - st.began) / step)] += 1
+    for c in st.calls:
+        if c.ok and st.began <= c.ended < end:
+            lat[int((c.ended - st.began) / step)].append(c.ended - c.began)
+    out = []
+    for i in range(bins):
+        got = sorted(lat[i])
+        out.append({"t": round((i + 1) * step, 3), "payments_per_s": round(flows[i] / step, 1),
+                    "p50_ms": round(percentile(got, 50) * 1000, 2),
+                    "p99_ms": round(percentile(got, 99) * 1000, 2)})
+    return out
 
 
 def summarise(st: State, flows: list[str]) -> dict[str, Any]:
@@ -311,6 +340,7 @@ def summarise(st: State, flows: list[str]) -> dict[str, Any]:
         "request_latency": {"overall": _latency(calls),
                             **{k: _latency([c for c in calls if c.kind == k]) for k in kinds}},
         "requests_per_s": round(overall["requests"] / seconds, 1),
+        "timeline": timeline(st),
         "flows_total": len(st.done),
         "failed_total": sum(1 for d in st.done if not d.ok),
         "errors_total": dict(all_errors),

@@ -1,0 +1,57 @@
+"""The HTTP benchmark's charts: payments per second through the run, and how long one
+request takes (the share of requests answered within a time), as SVG files beside the JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paycell.bench.svgchart import Chart, Series, line_chart
+
+if TYPE_CHECKING:
+    from paycell.bench.http import Report
+
+
+def throughput_chart(report: Report) -> Chart:
+    from paycell.bench.http import TARGET
+
+    marks = [(report.warmup, "measuring starts")] if report.warmup > 0 else []
+    if any(r.analyze_s is not None for r in report.records):
+        marks.insert(0, (report.warmup / 2, "ANALYZE"))
+    series = [Series(f"{r.database}", [(p["t"], p["payments_per_s"]) for p in r.timeline])
+              for r in report.records]
+    target = report.warmup + report.seconds
+    series.append(Series(f"target {TARGET['payments_per_s']:,}/s",
+                         [(0.0, TARGET["payments_per_s"]), (target, TARGET["payments_per_s"])],
+                         colour="#bbbbbb"))
+    return Chart("Payments per second, second by second", "seconds since the load started",
+                 "payments per second", series, marks)
+
+
+def latency_chart(report: Report) -> Chart:
+    """Per database, all requests; for the last PostgreSQL run, each kind of request too."""
+    from paycell.bench.http import TARGET
+
+    series = [Series(f"{r.database}: every request",
+                     [(ms, q) for q, ms in r.request_latency["overall"]["cdf_ms"]])
+              for r in report.records if r.request_latency.get("overall", {}).get("cdf_ms")]
+    pg = [r for r in report.records if r.database == "postgresql"]
+    if pg:
+        for kind, lat in pg[-1].request_latency.items():
+            if kind != "overall" and lat.get("cdf_ms"):
+                series.append(Series(f"postgresql: {kind}",
+                                     [(ms, q) for q, ms in lat["cdf_ms"]]))
+    return Chart("One request: share answered within a time", "milliseconds",
+                 "percent of requests", series, [(TARGET["p99_ms"], "p99 target")])
+
+
+def write_charts(report: Report, out: Path) -> list[Path]:
+    """``<out stem>-throughput.svg`` and ``<out stem>-latency.svg`` beside ``out``."""
+    paths = []
+    for name, chart in (("throughput", throughput_chart(report)),
+                        ("latency", latency_chart(report))):
+        path = out.with_name(f"{out.stem}-{name}.svg")
+        path.write_text(line_chart(chart))
+        paths.append(path)
+    return paths

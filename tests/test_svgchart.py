@@ -1,0 +1,54 @@
+"""The benchmark reports' SVG line charts: round ticks, one polyline per series, text escaped,
+a document any XML parser reads."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paycell.bench.svgchart import Chart, Series, line_chart, nice_ticks
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@given(st.floats(min_value=1e-3, max_value=1e9, allow_nan=False))
+def test_ticks_are_round_and_cover_the_top(top: float) -> None:
+    ticks = nice_ticks(top)
+    assert ticks[0] == 0 and ticks[-1] >= top * (1 - 1e-9)
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 5, 10)
+    assert 2 <= len(ticks) <= 12
+
+
+def test_ticks_of_nothing() -> None:
+    assert nice_ticks(0) == [0.0, 1.0]
+    assert nice_ticks(float("nan")) == [0.0, 1.0]
+
+
+def test_chart_is_svg_with_a_line_per_series() -> None:
+    chart = Chart("Payments <per> second & more", "seconds", "payments/s", [
+        Series("sqlite", [(1, 400), (2, 450), (3, 470)]),
+        Series("postgresql", [(1, 600), (2, 700), (3, 690)]),
+        Series("empty", []),
+    ], marks=[(1.5, "ANALYZE")])
+    root = ET.fromstring(line_chart(chart))
+    assert root.tag == f"{SVG}svg"
+    lines = root.findall(f"{SVG}polyline")
+    assert [p.find(f"{SVG}title").text for p in lines] == ["sqlite", "postgresql"]  # type: ignore[union-attr]
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "Payments <per> second & more" in texts and "ANALYZE" in texts
+    assert "800" in texts  # the y axis ends at a round tick above the top value
+    # every point inside the plotting area
+    for p in lines:
+        for xy in (p.get("points") or "").split():
+            x, y = map(float, xy.split(","))
+            assert 64 <= x <= 720 - 16 and 36 <= y <= 320 - 48
+
+
+def test_chart_of_nothing_still_draws() -> None:
+    root = ET.fromstring(line_chart(Chart("empty", "x", "y", [])))
+    assert root.findall(f"{SVG}polyline") == []
