@@ -46,7 +46,13 @@ def test_chart_is_svg_with_a_line_per_series() -> None:
     for p in lines:
         for xy in (p.get("points") or "").split():
             x, y = map(float, xy.split(","))
-            assert 64 <= x <= 720 - 16 and 36 <= y <= 320 - 48
+            assert 64 <= x <= 760 - 200 and 36 <= y <= 320 - 48
+
+
+def test_y_axis_can_end_where_told() -> None:
+    chart = Chart("share", "ms", "percent", [Series("all", [(10, 50), (20, 100)])], y_max=100)
+    texts = [t.text for t in ET.fromstring(line_chart(chart)).iter(f"{SVG}text")]
+    assert "100" in texts and "120" not in texts and "150" not in texts
 
 
 def test_chart_of_nothing_still_draws() -> None:

@@ -300,6 +300,7 @@ def http_cmd(
     """Payments per second through the HTTP API (P2P, remote payments, NFC taps), with a
     load generator in its own process; exit 1 on any failed payment."""
     from paycell.bench import http as hb
+    from paycell.bench.http_charts import chart_paths
 
     try:
         weights = hb.parse_mix(mix)
@@ -318,7 +319,8 @@ def http_cmd(
         b = report.baseline
         console.print(f"baseline (bare FastAPI + uvicorn, same client): "
                       f"{b['requests_per_s']:,.0f} requests/s, p99 {b['p99_ms']:,.1f} ms")
-    console.print(f"results: {out}" + (f", {docs_file}" if docs else ""))
+    charts = ", ".join(str(p) for p in chart_paths(out))
+    console.print(f"results: {out}" + (f", {docs_file}" if docs else "") + f"; charts: {charts}")
     failures = sum(r.failures for r in report.records)
     if failures:
         console.print(f"[red bold]{failures} failed payments[/]")

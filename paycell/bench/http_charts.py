@@ -43,15 +43,21 @@ def latency_chart(report: Report) -> Chart:
                 series.append(Series(f"postgresql: {kind}",
                                      [(ms, q) for q, ms in lat["cdf_ms"]]))
     return Chart("One request: share answered within a time", "milliseconds",
-                 "percent of requests", series, [(TARGET["p99_ms"], "p99 target")])
+                 "percent of requests", series, [(TARGET["p99_ms"], "p99 target")], y_max=100)
+
+
+CHARTS = ("throughput", "latency")
+
+
+def chart_paths(out: Path) -> list[Path]:
+    """Where the charts of a run whose JSON is ``out`` go: ``<stem>-<chart>.svg`` beside it."""
+    return [out.with_name(f"{out.stem}-{name}.svg") for name in CHARTS]
 
 
 def write_charts(report: Report, out: Path) -> list[Path]:
-    """``<out stem>-throughput.svg`` and ``<out stem>-latency.svg`` beside ``out``."""
-    paths = []
-    for name, chart in (("throughput", throughput_chart(report)),
-                        ("latency", latency_chart(report))):
-        path = out.with_name(f"{out.stem}-{name}.svg")
+    """Draw the charts beside ``out``; returns their paths."""
+    paths = chart_paths(out)
+    for path, chart in zip(paths, (throughput_chart(report), latency_chart(report)),
+                           strict=True):
         path.write_text(line_chart(chart))
-        paths.append(path)
     return paths

@@ -29,6 +29,7 @@ class Chart:
     y_label: str
     series: Sequence[Series]
     marks: Sequence[tuple[float, str]] = field(default_factory=tuple)  # vertical lines
+    y_max: float | None = None  # the y axis's end (e.g. 100 for percentages); else from data
 
 
 def nice_ticks(top: float, count: int = 5) -> list[float]:
@@ -46,14 +47,15 @@ def _label(v: float) -> str:
     return f"{v:,.0f}" if v == int(v) else f"{v:g}"
 
 
-def line_chart(chart: Chart, *, width: int = 720, height: int = 320) -> str:
-    """The chart as an SVG document; axes start at 0 and end at a round tick."""
-    left, right, top, bottom = 64, 16, 36, 48
+def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
+    """The chart as an SVG document; axes start at 0 and end at a round tick a little above
+    the highest value; the legend sits right of the plot."""
+    left, right, top, bottom = 64, 200, 36, 48
     w, h = width - left - right, height - top - bottom
     xs = [x for s in chart.series for x, _ in s.points] + [x for x, _ in chart.marks]
     ys = [y for s in chart.series for _, y in s.points]
     x_ticks = nice_ticks(max(xs, default=1.0))
-    y_ticks = nice_ticks(max(ys, default=1.0))
+    y_ticks = nice_ticks(chart.y_max or max(ys, default=1.0) * 1.05)
     x_top, y_top = x_ticks[-1] or 1.0, y_ticks[-1] or 1.0
 
     def px(x: float) -> float:
@@ -81,19 +83,20 @@ def line_chart(chart: Chart, *, width: int = 720, height: int = 320) -> str:
                f'{escape(chart.x_label)}</text>')
     out.append(f'<text x="14" y="{top + h / 2}" text-anchor="middle" '
                f'transform="rotate(-90 14 {top + h / 2})">{escape(chart.y_label)}</text>')
-    for x, name in chart.marks:
+    for i, (x, name) in enumerate(chart.marks):  # labels a line apart, so they never overlap
         out.append(f'<line x1="{px(x)}" y1="{top}" x2="{px(x)}" y2="{top + h}" '
                    'stroke="#999" stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{px(x) + 4}" y="{top + 12}" fill="#666">{escape(name)}</text>')
+        out.append(f'<text x="{px(x) + 4}" y="{top + 12 + 14 * i}" fill="#666">'
+                   f'{escape(name)}</text>')
     for i, s in enumerate(chart.series):
         colour = s.colour or COLOURS[i % len(COLOURS)]
         if s.points:
             pts = " ".join(f"{px(x)},{py(y)}" for x, y in s.points)
             out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
                        f'points="{pts}"><title>{escape(s.name)}</title></polyline>')
-        ly = top + 14 + 16 * i
-        out.append(f'<line x1="{left + w - 150}" y1="{ly}" x2="{left + w - 130}" y2="{ly}" '
+        ly = top + 8 + 18 * i
+        out.append(f'<line x1="{left + w + 12}" y1="{ly}" x2="{left + w + 32}" y2="{ly}" '
                    f'stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<text x="{left + w - 124}" y="{ly + 4}">{escape(s.name)}</text>')
+        out.append(f'<text x="{left + w + 38}" y="{ly + 4}">{escape(s.name)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
