@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from paycell.bench import docs as bench_docs
 from paycell.bench import ledger as lb
 from paycell.bench.pgbench import parse_output
 
+SVG = "{http://www.w3.org/2000/svg}"
 RECORD_KEYS = {
     "database", "concurrency", "seconds", "payments", "payments_per_s", "transfers_per_s",
     "avg_batch", "p50_ms", "p95_ms", "p99_ms", "failures", "ratio_to_pgbench_best",
@@ -49,6 +51,30 @@ def test_ledger_bench_on_sqlite(tmp_path: Path) -> None:
     assert text.startswith("# intro kept") and text.rstrip().endswith("tail kept")
     assert "old figures" not in text
     assert text.count(bench_docs.DOCS_START) == 1 and "| sqlite | 4 |" in text
+
+    # the chart beside the JSON, one position per level, linked from the docs
+    root = ET.fromstring((tmp_path / "results" / "ledger.svg").read_text())
+    [line] = root.findall(f"{SVG}polyline")  # no pgbench: no target lines
+    assert len((line.get("points") or "").split()) == 2
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert "1" in labels and "4" in labels and "concurrent submitters" in labels
+    assert "![ledger throughput](results/ledger.svg)" in text
+
+
+def test_ledger_chart_has_the_targets() -> None:
+    """With pgbench's best, the chart draws the SQLite (1x) and PostgreSQL (3x) targets."""
+    from paycell.bench.pgbench import PgbenchResult, PgbenchRun
+
+    rec = [lb.LevelRecord("postgresql", c, 10, 100 * c, 10.0 * c, 20.0 * c, 2.0, 1, 2, 3, 0)
+           for c in (1, 32, 1024)]
+    run = lb.DatabaseRun("postgresql", rec, {}, 10, 1.0, 0, 0)
+    pgb = PgbenchResult(10, [PgbenchRun(8, 2, 10, 3000.0, 2.0, 30000, 0)])
+    report = lb.Report("now", {}, pgb, [run], 10, 2)
+    chart = lb.throughput_chart(report)
+    assert [s.name for s in chart.series] == [
+        "postgresql", "pgbench best (SQLite target)", "3x pgbench (PostgreSQL target)"]
+    assert [y for _, y in chart.series[2].points] == [9000.0, 9000.0]
+    assert [text for _, text in chart.x_labels] == ["1", "32", "1,024"]
 
 
 def test_docs_created_with_intro(tmp_path: Path) -> None:

@@ -58,3 +58,16 @@ def test_y_axis_can_end_where_told() -> None:
 def test_chart_of_nothing_still_draws() -> None:
     root = ET.fromstring(line_chart(Chart("empty", "x", "y", [])))
     assert root.findall(f"{SVG}polyline") == []
+
+
+def test_named_x_positions() -> None:
+    """Levels on a log scale (1, 32, 1,024 submitters) sit one step apart, labelled."""
+    chart = Chart("ledger", "submitters", "payments/s",
+                  [Series("postgresql", [(1, 500), (2, 6000), (3, 12000)])],
+                  x_labels=[(1, "1"), (2, "32"), (3, "1,024")])
+    root = ET.fromstring(line_chart(chart))
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "1,024" in texts and "32" in texts
+    xs = [float(xy.split(",")[0])
+          for xy in (root.find(f"{SVG}polyline").get("points") or "").split()]  # type: ignore[union-attr]
+    assert xs[1] - xs[0] == xs[2] - xs[1] and xs[0] > 64  # evenly spaced, off the axis

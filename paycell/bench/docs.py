@@ -3,6 +3,7 @@ written between two markers so that the hand-written text around it stays."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,8 +75,9 @@ def _fmt(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
-def render_markdown(report: Report) -> str:
-    """The generated section of docs/benchmarks.md (between the markers)."""
+def render_markdown(report: Report, image: str | None = None) -> str:
+    """The generated section of docs/benchmarks.md (between the markers); ``image`` is the
+    chart's path relative to the docs file."""
     lines = [f"### Latest run ({report.generated_at})", ""]
     lines += ["| machine | |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in machine.summary(report.machine)]
@@ -91,6 +93,8 @@ def render_markdown(report: Report) -> str:
             f"{_fmt(r.transfers_per_s)} | {_fmt(r.avg_batch, 1)} | {_fmt(r.p50_ms, 1)} | "
             f"{_fmt(r.p95_ms, 1)} | {_fmt(r.p99_ms, 1)} | {r.failures} | {ratio} |")
     lines.append("")
+    if image:
+        lines += [f"![ledger throughput]({image})", ""]
     for run_ in report.runs:
         settings = ", ".join(f"{k}={v}" for k, v in run_.settings.items())
         check = "ok" if run_.consistent else "**MISMATCH**"
@@ -121,6 +125,11 @@ def render_markdown(report: Report) -> str:
                 f"{verdict}).")
         lines.append("")
     return "\n".join(lines)
+
+
+def link_from(docs: Path, target: Path) -> str:
+    """``target``'s path as a Markdown link in the file ``docs`` (relative, with slashes)."""
+    return Path(os.path.relpath(target.resolve(), docs.resolve().parent)).as_posix()
 
 
 def update_docs(path: Path, section: str, *, start: str = DOCS_START, end: str = DOCS_END,

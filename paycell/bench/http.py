@@ -470,11 +470,10 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
         out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         charts = write_charts(report, out)
     if docs is not None:
-        from paycell.bench.docs import update_docs
+        from paycell.bench.docs import link_from, update_docs
         from paycell.bench.http_docs import HEADING, render_markdown
 
-        images = [Path(os.path.relpath(c.resolve(), docs.resolve().parent)).as_posix()
-                  for c in charts]
+        images = [link_from(docs, c) for c in charts]
         update_docs(docs, render_markdown(report, images), start=DOCS_START, end=DOCS_END,
                     heading=HEADING)
     return report

@@ -36,8 +36,9 @@ from sqlalchemy import Engine, event, text
 
 from paycell import migrate
 from paycell.bench import Reporter, machine
-from paycell.bench.docs import render_markdown, update_docs
+from paycell.bench.docs import link_from, render_markdown, update_docs
 from paycell.bench.pgbench import PgbenchResult, run_pgbench, server_version
+from paycell.bench.svgchart import Chart, Series, line_chart
 from paycell.db import is_sqlite, make_engine
 from paycell.ledger import chart
 from paycell.ledger.batcher import Batcher
@@ -458,9 +459,33 @@ def run(
         r.ratio_to_pgbench_best = round(r.payments_per_s / best, 3) if best else None
     report = Report(generated_at=generated_at, machine=info, pgbench=pgb, runs=runs,
                     seconds=seconds, warmup=warmup)
+    chart_file: Path | None = None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        chart_file = out.with_name(f"{out.stem}.svg")
+        chart_file.write_text(line_chart(throughput_chart(report)))
     if docs is not None:
-        update_docs(docs, render_markdown(report))
+        image = None if chart_file is None else link_from(docs, chart_file)
+        update_docs(docs, render_markdown(report, image))
     return report
+
+
+def throughput_chart(report: Report) -> Chart:
+    """Payments per second against the number of submitters (one position per level), per
+    database, beside the targets: pgbench's best TPS for SQLite, three times it for
+    PostgreSQL."""
+    levels = sorted({r.concurrency for r in report.records})
+    at = {c: i + 1.0 for i, c in enumerate(levels)}
+    series = [Series(run_.database, [(at[r.concurrency], r.payments_per_s)
+                                     for r in run_.records]) for run_ in report.runs]
+    best = report.pgbench.best_tps if report.pgbench else None
+    if best and levels:
+        ends = [(0.5, 0.0), (len(levels) + 0.5, 0.0)]
+        for times, name in ((1, "pgbench best (SQLite target)"),
+                            (3, "3x pgbench (PostgreSQL target)")):
+            series.append(Series(name, [(x, best * times) for x, _ in ends],
+                                 colour="#bbbbbb" if times == 1 else "#888888"))
+    return Chart("Ledger: committed payments per second", "concurrent submitters",
+                 "payments per second", series,
+                 x_labels=[(at[c], f"{c:,}") for c in levels])

@@ -30,6 +30,8 @@ class Chart:
     series: Sequence[Series]
     marks: Sequence[tuple[float, str]] = field(default_factory=tuple)  # vertical lines
     y_max: float | None = None  # the y axis's end (e.g. 100 for percentages); else from data
+    # Named x positions instead of numeric ticks (levels on a log scale, categories).
+    x_labels: Sequence[tuple[float, str]] = field(default_factory=tuple)
 
 
 def nice_ticks(top: float, count: int = 5) -> list[float]:
@@ -55,6 +57,8 @@ def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
     xs = [x for s in chart.series for x, _ in s.points] + [x for x, _ in chart.marks]
     ys = [y for s in chart.series for _, y in s.points]
     x_ticks = nice_ticks(max(xs, default=1.0))
+    if chart.x_labels:  # placed at 1..n: a step of room on either side
+        x_ticks = [0.0, max(x for x, _ in chart.x_labels) + 1.0]
     y_ticks = nice_ticks(chart.y_max or max(ys, default=1.0) * 1.05)
     x_top, y_top = x_ticks[-1] or 1.0, y_ticks[-1] or 1.0
 
@@ -73,9 +77,9 @@ def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
         out.append(f'<line x1="{left}" y1="{py(t)}" x2="{left + w}" y2="{py(t)}" '
                    'stroke="#e5e5e5"/>')
         out.append(f'<text x="{left - 6}" y="{py(t) + 4}" text-anchor="end">{_label(t)}</text>')
-    for t in x_ticks:
+    for t, text in chart.x_labels or [(t, _label(t)) for t in x_ticks]:
         out.append(f'<text x="{px(t)}" y="{top + h + 16}" text-anchor="middle">'
-                   f'{_label(t)}</text>')
+                   f'{escape(text)}</text>')
     out.append(f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" '
                'stroke="#333"/>')
     out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + h}" stroke="#333"/>')
