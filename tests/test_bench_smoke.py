@@ -72,7 +72,7 @@ def test_ledger_chart_has_the_targets() -> None:
     report = lb.Report("now", {}, pgb, [run], 10, 2)
     chart = lb.throughput_chart(report)
     assert [s.name for s in chart.series] == [
-        "postgresql", "pgbench best (SQLite target)", "3x pgbench (PostgreSQL target)"]
+        "postgresql", "pgbench best", "3 x pgbench best"]
     assert [y for _, y in chart.series[2].points] == [9000.0, 9000.0]
     assert [text for _, text in chart.x_labels] == ["1", "32", "1,024"]
 

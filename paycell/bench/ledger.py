@@ -473,8 +473,8 @@ def run(
 
 def throughput_chart(report: Report) -> Chart:
     """Payments per second against the number of submitters (one position per level), per
-    database, beside the targets: pgbench's best TPS for SQLite, three times it for
-    PostgreSQL."""
+    database, beside the targets: pgbench's best TPS (SQLite's), three times it
+    (PostgreSQL's)."""
     levels = sorted({r.concurrency for r in report.records})
     at = {c: i + 1.0 for i, c in enumerate(levels)}
     series = [Series(run_.database, [(at[r.concurrency], r.payments_per_s)
@@ -482,8 +482,7 @@ def throughput_chart(report: Report) -> Chart:
     best = report.pgbench.best_tps if report.pgbench else None
     if best and levels:
         ends = [(0.5, 0.0), (len(levels) + 0.5, 0.0)]
-        for times, name in ((1, "pgbench best (SQLite target)"),
-                            (3, "3x pgbench (PostgreSQL target)")):
+        for times, name in ((1, "pgbench best"), (3, "3 x pgbench best")):
             series.append(Series(name, [(x, best * times) for x, _ in ends],
                                  colour="#bbbbbb" if times == 1 else "#888888"))
     return Chart("Ledger: committed payments per second", "concurrent submitters",
