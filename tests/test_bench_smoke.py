@@ -10,6 +10,7 @@ import pytest
 
 from paycell.bench import docs as bench_docs
 from paycell.bench import ledger as lb
+from paycell.bench.ledger_charts import throughput_chart
 from paycell.bench.pgbench import parse_output
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -70,7 +71,7 @@ def test_ledger_chart_has_the_targets() -> None:
     run = lb.DatabaseRun("postgresql", rec, {}, 10, 1.0, 0, 0)
     pgb = PgbenchResult(10, [PgbenchRun(8, 2, 10, 3000.0, 2.0, 30000, 0)])
     report = lb.Report("now", {}, pgb, [run], 10, 2)
-    chart = lb.throughput_chart(report)
+    chart = throughput_chart(report)
     assert [s.name for s in chart.series] == [
         "postgresql", "pgbench best", "3 x pgbench best"]
     assert [y for _, y in chart.series[2].points] == [9000.0, 9000.0]

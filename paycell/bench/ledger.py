@@ -37,8 +37,9 @@ from sqlalchemy import Engine, event, text
 from paycell import migrate
 from paycell.bench import Reporter, machine
 from paycell.bench.docs import link_from, render_markdown, update_docs
+from paycell.bench.ledger_charts import throughput_chart
 from paycell.bench.pgbench import PgbenchResult, run_pgbench, server_version
-from paycell.bench.svgchart import Chart, Series, line_chart
+from paycell.bench.svgchart import line_chart
 from paycell.db import is_sqlite, make_engine
 from paycell.ledger import chart
 from paycell.ledger.batcher import Batcher
@@ -469,22 +470,3 @@ def run(
         image = None if chart_file is None else link_from(docs, chart_file)
         update_docs(docs, render_markdown(report, image))
     return report
-
-
-def throughput_chart(report: Report) -> Chart:
-    """Payments per second against the number of submitters (one position per level), per
-    database, beside the targets: pgbench's best TPS (SQLite's), three times it
-    (PostgreSQL's)."""
-    levels = sorted({r.concurrency for r in report.records})
-    at = {c: i + 1.0 for i, c in enumerate(levels)}
-    series = [Series(run_.database, [(at[r.concurrency], r.payments_per_s)
-                                     for r in run_.records]) for run_ in report.runs]
-    best = report.pgbench.best_tps if report.pgbench else None
-    if best and levels:
-        ends = [(0.5, 0.0), (len(levels) + 0.5, 0.0)]
-        for times, name in ((1, "pgbench best"), (3, "3 x pgbench best")):
-            series.append(Series(name, [(x, best * times) for x, _ in ends],
-                                 colour="#bbbbbb" if times == 1 else "#888888"))
-    return Chart("Ledger: committed payments per second", "concurrent submitters",
-                 "payments per second", series,
-                 x_labels=[(at[c], f"{c:,}") for c in levels])
