@@ -87,10 +87,10 @@ def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
                f'{escape(chart.x_label)}</text>')
     out.append(f'<text x="14" y="{top + h / 2}" text-anchor="middle" '
                f'transform="rotate(-90 14 {top + h / 2})">{escape(chart.y_label)}</text>')
-    for i, (x, name) in enumerate(chart.marks):  # labels a line apart, so they never overlap
+    for i, (x, name) in enumerate(chart.marks):  # labels on four lines in turn
         out.append(f'<line x1="{px(x)}" y1="{top}" x2="{px(x)}" y2="{top + h}" '
                    'stroke="#999" stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{px(x) + 4}" y="{top + 12 + 14 * i}" fill="#666">'
+        out.append(f'<text x="{px(x) + 4}" y="{top + 12 + 14 * (i % 4)}" fill="#666">'
                    f'{escape(name)}</text>')
     for i, s in enumerate(chart.series):
         colour = s.colour or COLOURS[i % len(COLOURS)]

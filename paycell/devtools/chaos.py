@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -36,6 +37,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from paycell.bench.svgchart import Chart, Series, line_chart
 from paycell.devtools.pgserver import ThrowawayPostgres, free_port
 
 WALLET_CODE = 100
@@ -57,6 +59,7 @@ class Op:
     outcome: str = "unknown"  # ok | failed | unknown
     code: str | None = None
     attempts: int = 0
+    answered_at: float | None = None  # time.monotonic() of its definite answer
 
 
 @dataclass
@@ -78,6 +81,11 @@ class Report:
     violations: list[str] = field(default_factory=list)
     audit_ok: bool = False
     transfers_in_ledger: int = 0
+    # Second by second from the start of the traffic: transfers acknowledged and refused.
+    timeline: list[dict[str, float]] = field(default_factory=list)
+    # (injected, back up: the API answering /health or PostgreSQL started), seconds of
+    # traffic, and the kind
+    fault_log: list[tuple[float, float, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -241,6 +249,7 @@ def run(seconds: float = 60.0, *, wallets: int = 16, clients: int = 6, readers: 
             while not stop_faults.wait(frng.uniform(*fault_every)):
                 kind = frng.choice(("kill_api", "crash_postgres"))
                 say(f"fault: {kind}")
+                injected = time.monotonic() - began
                 if kind == "kill_api":
                     server.kill()
                     time.sleep(frng.uniform(0.0, 1.0))
@@ -250,12 +259,15 @@ def run(seconds: float = 60.0, *, wallets: int = 16, clients: int = 6, readers: 
                     time.sleep(frng.uniform(0.2, 1.5))
                     pg.restart()
                 faults_done[kind] += 1
+                report.fault_log.append(
+                    (round(injected, 2), round(time.monotonic() - began, 2), kind))
 
         threads = [threading.Thread(target=client, args=(i,), daemon=True)
                    for i in range(clients)]
         threads += [threading.Thread(target=reader, daemon=True) for _ in range(readers)]
         fault_thread = threading.Thread(target=injector, daemon=True)
         say(f"traffic for {seconds:.0f} s" + (" with faults" if faults else ""))
+        began = time.monotonic()
         for t in threads:
             t.start()
         if faults:
@@ -272,6 +284,7 @@ def run(seconds: float = 60.0, *, wallets: int = 16, clients: int = 6, readers: 
         report.faults = dict(faults_done)
         report.retried_after = dict(retries)
         report.retries = sum(retries.values())
+        report.timeline = _timeline(ops, began, time.monotonic())
         say("checking the ledger")
         _check(url, ops, total, report)
     return report
@@ -292,13 +305,13 @@ def _send(http: httpx.Client, op: Op, to: str, token: str, window_s: float,
         except httpx.HTTPError:
             resp = None
         if resp is not None and resp.status_code == 201:
-            op.outcome = "ok"
+            op.outcome, op.answered_at = "ok", time.monotonic()
             return
         cause = "no answer"
         if resp is not None:
             code = _code(resp)
             if resp.status_code not in RETRY_STATUSES and code != "idempotency_key_in_progress":
-                op.outcome, op.code = "failed", code
+                op.outcome, op.code, op.answered_at = "failed", code, time.monotonic()
                 return
             cause = f"{resp.status_code} {code}"
         if time.monotonic() > give_up:
@@ -310,6 +323,19 @@ def _send(http: httpx.Client, op: Op, to: str, token: str, window_s: float,
 
 
 _retries_lock = threading.Lock()
+
+
+def _timeline(ops: list[Op], began: float, ended: float) -> list[dict[str, float]]:
+    """Transfers acknowledged and refused in each second since ``began``."""
+    bins = max(1, math.ceil(ended - began))
+    ok, refused = [0] * bins, [0] * bins
+    for op in ops:
+        if op.answered_at is None:
+            continue
+        i = min(bins - 1, max(0, int(op.answered_at - began)))
+        (ok if op.outcome == "ok" else refused)[i] += 1
+    return [{"t": float(i + 1), "acknowledged": ok[i], "refused": refused[i]}
+            for i in range(bins)]
 
 
 def _code(resp: httpx.Response) -> str:
@@ -363,6 +389,21 @@ def _check(url: str, ops: list[Op], total: int, report: Report) -> None:
         engine.dispose()
 
 
+FAULT_LABELS = {"kill_api": "API killed", "crash_postgres": "PostgreSQL crashed"}
+
+
+def chart(report: Report) -> Chart:
+    """Transfers acknowledged and refused per second, each fault a dashed line."""
+    return Chart(
+        "Bank test: transfers per second under faults", "seconds of traffic",
+        "transfers per second",
+        [Series("acknowledged", [(p["t"], p["acknowledged"]) for p in report.timeline]),
+         Series("refused (4xx)", [(p["t"], p["refused"]) for p in report.timeline])],
+        [(t, FAULT_LABELS.get(kind, kind)) for t, _, kind in report.fault_log])
+
+
 def write_json(report: Report, path: Path) -> None:
+    """The figures as JSON at ``path``, and their chart beside it (``.svg``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**asdict(report), "ok": report.ok}, indent=2) + "\n")
+    path.with_suffix(".svg").write_text(line_chart(chart(report)))
