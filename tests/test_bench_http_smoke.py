@@ -78,8 +78,9 @@ def test_statistics_refreshed(db_url: str) -> None:
     planner stops planning for an empty table."""
     import psycopg
 
-    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
+    from paycell.devtools.pgserver import libpq_url
+
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         conn.execute("CREATE TABLE grown (id bigint PRIMARY KEY)")
         conn.execute("INSERT INTO grown SELECT generate_series(1, 5000)")
 

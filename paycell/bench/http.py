@@ -280,9 +280,10 @@ def refresh_statistics(url: str) -> float:
     the seconds it took. Invalidates the plans the connections prepared on empty tables."""
     import psycopg
 
+    from paycell.devtools.pgserver import libpq_url
+
     began = time.perf_counter()
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
-                         autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("ANALYZE")
     return time.perf_counter() - began
 

@@ -19,7 +19,7 @@ def throughput_chart(report: Report) -> Chart:
     marks = [(report.warmup, "measuring starts")] if report.warmup > 0 else []
     if any(r.analyze_s is not None for r in report.records):
         marks.insert(0, (report.warmup / 2, "ANALYZE"))
-    series = [Series(f"{r.database}", [(p["t"], p["payments_per_s"]) for p in r.timeline])
+    series = [Series(r.database, [(p["t"], p["payments_per_s"]) for p in r.timeline])
               for r in report.records]
     target = report.warmup + report.seconds
     series.append(Series(f"target {TARGET['payments_per_s']:,}/s",

@@ -134,10 +134,7 @@ def _checkpoint(server: ThrowawayPostgres) -> None:
 
 def server_version(server: ThrowawayPostgres) -> str:
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    libpq = make_url(server.url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
-    with psycopg.connect(libpq) as conn:
+    with psycopg.connect(server.libpq_url()) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"

@@ -56,9 +56,9 @@ def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
     w, h = width - left - right, height - top - bottom
     xs = [x for s in chart.series for x, _ in s.points] + [x for x, _ in chart.marks]
     ys = [y for s in chart.series for _, y in s.points]
-    x_ticks = nice_ticks(max(xs, default=1.0))
-    if chart.x_labels:  # placed at 1..n: a step of room on either side
-        x_ticks = [0.0, max(x for x, _ in chart.x_labels) + 1.0]
+    # Named positions sit at 1..n, with a step of room on either side.
+    x_ticks = ([0.0, max(x for x, _ in chart.x_labels) + 1.0] if chart.x_labels
+               else nice_ticks(max(xs, default=1.0)))
     y_ticks = nice_ticks(chart.y_max or max(ys, default=1.0) * 1.05)
     x_top, y_top = x_ticks[-1] or 1.0, y_ticks[-1] or 1.0
 

@@ -126,6 +126,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) in libpq's own form (``postgresql://``),
+    for psycopg, psql and pgbench."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class PostgresAdmin:
     """Database-level administration of a server reached at an admin URL."""
 
@@ -142,10 +148,7 @@ class PostgresAdmin:
 
     def libpq_url(self, dbname: str | None = None) -> str:
         """The URL in libpq's own form (``postgresql://``), for psycopg, psql and pgbench."""
-        url = make_url(self.url).set(drivername="postgresql")
-        if dbname:
-            url = url.set(database=dbname)
-        return url.render_as_string(hide_password=False)
+        return libpq_url(self.url_for(dbname) if dbname else self.url)
 
     def execute(self, statement: sql.Composed) -> None:
         with psycopg.connect(self.libpq_url(), autocommit=True) as conn:
