@@ -1,0 +1,95 @@
+"""How the desk (api/desk.py) picks its next batch: the oldest request's kind, with every
+request of that kind queued so far, and never a request ahead of an earlier one that shares
+a key with it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paycell.api.desk import Desk, Lane, _Waiting
+
+LANES = {name: Lane(name, lambda items: items, keys=lambda i: ()) for name in "abc"}
+
+
+def _queued(desk: Desk, items: list[tuple[str, tuple[int, ...]]]) -> list[_Waiting]:
+    waiting = [_Waiting(LANES[lane], n, keys, None, None)  # type: ignore[arg-type]
+               for n, (lane, keys) in enumerate(items)]
+    desk._queue.extend(waiting)
+    return waiting
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"),
+                          st.lists(st.integers(0, 5), max_size=2).map(tuple)),
+                max_size=40),
+       st.integers(1, 8))
+def test_each_batch_is_one_kind_oldest_first_keys_in_order(
+        items: list[tuple[str, tuple[int, ...]]], max_batch: int) -> None:
+    desk = Desk("test", max_batch=max_batch)
+    _queued(desk, items)
+    done: list[int] = []
+    while desk._queue:
+        oldest = desk._queue[0].item
+        batch = desk._take()
+        assert batch and batch[0].item == oldest  # the oldest request always goes first
+        assert len({w.lane.name for w in batch}) == 1 and len(batch) <= max_batch
+        taken = {w.item for w in batch}
+        # every request of the kind left behind waits for a reason: room or a shared key
+        for w in desk._queue:
+            if w.lane is batch[0].lane and len(batch) < max_batch:
+                earlier = [v for v in list(batch) + list(desk._queue)
+                           if v.item < w.item and v.item not in done]
+                assert any(set(v.keys) & set(w.keys) for v in earlier)
+        done.extend(sorted(taken))
+    assert sorted(done) == list(range(len(items)))  # each request once
+    for key in range(6):  # requests sharing a key run in the order they arrived
+        holders = [n for n in done if key in items[n][1]]
+        assert holders == sorted(holders)
+
+
+def test_a_request_joins_its_kind_while_another_kind_runs() -> None:
+    """A request that arrives while another kind's batch runs rides in its own kind's next
+    batch, not after a whole round of every kind queued before it."""
+    ran: list[tuple[str, list[int]]] = []
+    release = threading.Event()
+    loop_box: dict[str, Any] = {}
+    desk = Desk("test")
+
+    def run_a(items: list[int]) -> list[int]:
+        if items == [1]:  # while a's second batch runs, a b request arrives
+            asyncio.run_coroutine_threadsafe(desk.submit(b, 3), loop_box["loop"])
+            while len(desk._queue) < 2:
+                threading.Event().wait(0.001)
+        if items == [0]:
+            release.wait()
+        ran.append(("a", list(items)))
+        return items
+
+    def run_b(items: list[int]) -> list[int]:
+        ran.append(("b", list(items)))
+        return items
+
+    a: Lane[int, int] = Lane("a", run_a, keys=lambda i: (("a", i),))
+    b: Lane[int, int] = Lane("b", run_b, keys=lambda i: (("b", i),))
+
+    async def go() -> list[int]:
+        loop_box["loop"] = asyncio.get_running_loop()
+        first = asyncio.ensure_future(desk.submit(a, 0))  # holds the desk
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(desk.submit(a, 1)),
+                  asyncio.ensure_future(desk.submit(b, 2))]
+        await asyncio.sleep(0.05)
+        release.set()
+        out = [await first, *[await q for q in queued]]
+        while len(ran) < 3:
+            await asyncio.sleep(0.01)
+        return out
+
+    out = asyncio.run(go())
+    desk.close()
+    assert out == [0, 1, 2]
+    assert ran == [("a", [0]), ("a", [1]), ("b", [2, 3])]
