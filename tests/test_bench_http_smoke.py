@@ -29,12 +29,12 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
                     f"{hb.DOCS_START}\nold figures\n{hb.DOCS_END}\n\ntail kept\n")
     mix = {"p2p": 1.0, "remote": 1.0, "nfc": 1.0}
     hb.run(["sqlite"], seconds=2, warmup=0.5, users=3, workers=1, mix=mix, out=out,
-           docs=docs, workdir=tmp_path)
+           docs=docs, workdir=tmp_path, rate=15, rate_users=6, rate_databases=["sqlite"])
 
     data = json.loads(out.read_text())
     assert set(data) >= {"generated_at", "machine", "method", "records"}
     assert data["method"]["mix"] == mix
-    [r] = data["records"]
+    r, o = data["records"]
     assert set(r) >= RECORD_KEYS
     assert (r["database"], r["users"], r["workers"]) == ("sqlite", 3, 1)
     assert r["failures"] == 0 and r["success_rate"] == 1.0, r["errors"]
@@ -71,6 +71,18 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
     assert [p["t"] for p in r["timeline"]] == [1.0, 2.0, 3.0]  # 0.5 s warm-up + 2 s
     assert sum(p["payments_per_s"] for p in r["timeline"]) >= r["payments"]
 
+    # the open loop: 15 payments due a second, so 30 in the 2 s window (due at 8/15 s to
+    # 37/15 s), each followed to its end; one started with no idle user would be dropped
+    assert (o["database"], o["users"], o["offered_per_s"], r["offered_per_s"]) == (
+        "sqlite", 6, 15, None)
+    assert (o["load"], r["load"], o["label"]) == ("open, 15/s", "closed, 3 users",
+                                                   "sqlite at 15/s")
+    assert o["failures"] == 0, o["errors"]
+    assert o["payments"] + o["dropped"] == 30
+    assert o["payments_per_s"] == o["payments"] / 2
+    assert "| sqlite at 15/s | remote |" in text and "open: 15/s offered (6 users)" in text
+    assert "15 payments/s offered (open loop)" in text
+
 
 @pytest.mark.postgres_only
 def test_statistics_refreshed(db_url: str) -> None:
@@ -92,6 +104,45 @@ def test_statistics_refreshed(db_url: str) -> None:
         assert tuples() < 0  # never analyzed
         assert hb.refresh_statistics(db_url) >= 0
         assert tuples() == 5000
+
+
+def test_open_loop_latency_runs_from_when_a_payment_was_due() -> None:
+    """k6's constant-arrival-rate: a flow is due every 1/rate s whatever became of the
+    earlier ones; it starts with an idle user, or is dropped when there is none, and its
+    latency runs from when it was due."""
+    import asyncio
+    import time
+
+    from paycell.bench import loadgen as lg
+
+    async def slow(_conn: object, _st: object, _u: object, _rng: object
+                   ) -> tuple[str | None, int]:
+        await asyncio.sleep(0.05)
+        return None, 1
+
+    users = [lg.User(i, f"1391000000{i}", "t", None, {})  # type: ignore[arg-type]
+             for i in range(2)]
+    st = lg.State({}, users, [], rate=100.0)
+    saved = dict(lg.RUNNERS)
+    lg.RUNNERS["slow"] = slow
+    try:
+        async def go() -> None:
+            st.began = time.perf_counter()
+            st.stop_at = st.began + 0.2
+            await lg._arrivals([object(), object()], st, ["slow"], [1.0], 7)  # type: ignore[list-item]
+        asyncio.run(go())
+    finally:
+        lg.RUNNERS.clear()
+        lg.RUNNERS.update(saved)
+    assert len(st.done) == 20  # due at 0, 10, ..., 190 ms
+    dues = sorted(d.began - st.began for d in st.done)
+    assert dues == pytest.approx([k / 100 for k in range(20)])
+    ran = [d for d in st.done if d.code != lg.DROPPED]
+    dropped = [d for d in st.done if d.code == lg.DROPPED]
+    assert ran and dropped  # two users, each busy 50 ms, cannot take one every 10 ms
+    assert all(d.ok and d.ended - d.began >= 0.05 for d in ran)
+    assert all(not d.ok and d.requests == 0 for d in dropped)
+    assert lg._stats(st.done, 0.2)["dropped"] == len(dropped)
 
 
 def test_mix_parsed() -> None:

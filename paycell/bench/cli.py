@@ -177,11 +177,11 @@ def ledger_cmd(
         raise typer.Exit(1)
 
 
-def _databases(db: str) -> list[str]:
+def _databases(db: str, option: str = "--db") -> list[str]:
     databases = _split(db)
     bad = [d for d in databases if d not in DATABASES]
     if not databases or bad:
-        raise typer.BadParameter(f"--db takes {', '.join(DATABASES)}; got {db!r}")
+        raise typer.BadParameter(f"{option} takes {', '.join(DATABASES)}; got {db!r}")
     return databases
 
 
@@ -250,7 +250,7 @@ def _http_progress(progress: Progress) -> hb.Progress:
             self._drop()
             fail = f", [red]{r.failures} failures[/]" if r.failures else ""
             progress.console.print(
-                f"  {r.database}: [bold]{r.payments_per_s:,.0f}[/] payments/s, "
+                f"  {r.label}: [bold]{r.payments_per_s:,.0f}[/] payments/s, "
                 f"p99 {r.p99_ms:,.1f} ms, server RSS {r.server_rss_peak_mb:,.0f} MB{fail}")
 
     return RichHttpProgress()
@@ -268,7 +268,7 @@ def print_http_report(report: hb.Report) -> None:
         for name, f in rows:
             ok = f["success_rate"]
             errors = ", ".join(f"{k} × {v}" for k, v in f["errors"].items())
-            t.add_row(r.database, name, f"{f['per_s']:,.0f}", f"{f['p50_ms']:.1f}",
+            t.add_row(r.label, name, f"{f['per_s']:,.0f}", f"{f['p50_ms']:.1f}",
                       f"{f['p95_ms']:.1f}", f"{f['p99_ms']:.1f}",
                       "–" if ok is None else f"{ok * 100:.2f}%", errors[:60] or "–")
     console.print(t)
@@ -278,7 +278,9 @@ def print_http_report(report: hb.Report) -> None:
             cores += f", PostgreSQL {r.postgres_cpu_cores:.2f}"
         if r.loadgen_cpu_cores is not None:
             cores += f", load generator {r.loadgen_cpu_cores:.2f}"
-        console.print(f"{r.database}: {r.workers} API workers, {r.users} users; server RSS "
+        load = (f"{r.users} users" if r.offered_per_s is None else
+                f"{r.offered_per_s:,.0f}/s offered to {r.users} users, {r.dropped:,} dropped")
+        console.print(f"{r.label}: {r.workers} API workers, {load}; server RSS "
                       f"peak {r.server_rss_peak_mb:,.0f} MB; CPU cores used: {cores}; "
                       f"target {'[green]met[/]' if r.target_met else '[yellow]not met[/]'}")
 
@@ -296,9 +298,17 @@ def http_cmd(
     docs: bool = typer.Option(True, "--docs/--no-docs",
                               help="regenerate the HTTP section of --docs-file"),
     docs_file: Path = typer.Option(Path("docs/benchmarks.md"), "--docs-file"),
+    rate: float = typer.Option(1000.0, "--rate", min=0.0,
+                               help="then an open loop: payments due per second (0: none)"),
+    rate_users: int = typer.Option(256, "--rate-users", min=2,
+                                   help="users the open loop draws on"),
+    rate_db: str = typer.Option("postgresql", "--rate-db",
+                                help="comma-separated: the databases given the open loop"),
 ) -> None:
     """Payments per second through the HTTP API (P2P, remote payments, NFC taps), with a
-    load generator in its own process; exit 1 on any failed payment."""
+    load generator in its own process: a closed loop of --users (capacity), then an open
+    loop at --rate (is that rate sustained, at what latency); exit 1 on any failed
+    payment."""
     from paycell.bench import http as hb
     from paycell.bench.http_charts import chart_paths
 
@@ -313,7 +323,9 @@ def http_cmd(
                   transient=True) as progress:
         report = hb.run(_databases(db), seconds=seconds, warmup=warmup, users=users,
                         workers=workers, mix=weights, out=out,
-                        docs=docs_file if docs else None, progress=_http_progress(progress))
+                        docs=docs_file if docs else None, progress=_http_progress(progress),
+                        rate=rate or None, rate_users=rate_users,
+                        rate_databases=_databases(rate_db, "--rate-db"))
     print_http_report(report)
     if report.baseline:
         b = report.baseline

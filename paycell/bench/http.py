@@ -9,6 +9,13 @@ paycell.api.app:create_app --factory --workers N``, background jobs off:
 :mod:`paycell.bench.loadgen` in a process of its own beside it. While it runs, the RSS and
 CPU time of the server's process tree (and PostgreSQL's) are read from /proc.
 
+Two kinds of load. A *closed loop* of ``users`` (each starts its next payment when the last
+ends) measures capacity; its latency is users / throughput by Little's law, so its p99 says
+as much about the number of users as about the server. An *open loop* (``rate``: a payment
+due every 1/rate s, k6's constant-arrival-rate, as Mojaloop's performance tests run) asks
+what the target asks: is that rate sustained, and at what latency. Each runs on a fresh
+database.
+
 Steady state, as in production: on PostgreSQL the planner's statistics are refreshed
 (``ANALYZE``) halfway through the warm-up. The tables the flows write (idempotency keys,
 transfers, orders, authorisations) start empty, and a plan made for an empty table (a
@@ -238,17 +245,39 @@ class Record:
     request_latency: dict[str, dict[str, Any]] = field(default_factory=dict)
     analyze_s: float | None = None  # the warm-up's ANALYZE (PostgreSQL; None: none ran)
     timeline: list[dict[str, Any]] = field(default_factory=list)  # second by second
+    offered_per_s: float | None = None  # open loop: flows due per second; None: closed loop
+    dropped: int = 0  # open loop: flows due while every user was busy (never sent)
+
+    @property
+    def load(self) -> str:
+        if self.offered_per_s is None:
+            return f"closed, {self.users} users"
+        return f"open, {self.offered_per_s:,.0f}/s"
+
+    @property
+    def label(self) -> str:
+        """The database, and for an open loop its rate: names the record in tables."""
+        if self.offered_per_s is None:
+            return self.database
+        return f"{self.database} at {self.offered_per_s:,.0f}/s"
 
     @property
     def target_met(self) -> bool:
-        return (self.payments_per_s >= TARGET["payments_per_s"]
-                and self.p99_ms < TARGET["p99_ms"]
+        """Closed loop: at least the target's payments/s. Open loop: the target's rate
+        offered and every payment due in the window done (the rate sustained). Both: the p99
+        under the target's and no payment failed."""
+        if self.offered_per_s is None:
+            throughput = self.payments_per_s >= TARGET["payments_per_s"]
+        else:
+            throughput = self.offered_per_s >= TARGET["payments_per_s"] and self.dropped == 0
+        return (throughput and self.p99_ms < TARGET["p99_ms"]
                 and self.success_rate == TARGET["success_rate"] and self.failures == 0)
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {**asdict(self), "target_met": self.target_met}
+        return {**asdict(self), "load": self.load, "label": self.label,
+                "target_met": self.target_met}
 
 
 class Progress:
@@ -290,7 +319,8 @@ def refresh_statistics(url: str) -> float:
 
 def bench_database(database: str, url: str, *, users: int, workers: int, seconds: float,
                    warmup: float, mix: dict[str, float], work: Path, progress: Progress,
-                   pg_pid: int | None = None, seed_no: int = 2026) -> Record:
+                   pg_pid: int | None = None, seed_no: int = 2026,
+                   rate: float | None = None) -> Record:
     from paycell.devtools.chaos import ApiServer
     from paycell.devtools.pgserver import free_port
 
@@ -299,19 +329,22 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
     plan = seed(url, users, progress.setup_progress)
     setup_s = time.perf_counter() - began
     progress.step(f"{database}: starting the API ({workers} worker processes)")
-    server = ApiServer(server_env(url), free_port(), workers, work / f"server-{database}.log")
+    name = database if rate is None else f"{database}-open"
+    label = database if rate is None else f"{database} at {rate:,.0f}/s"
+    server = ApiServer(server_env(url), free_port(), workers, work / f"server-{name}.log")
     server.start()
     assert server.proc is not None
     server_pid = server.proc.pid
-    plan_file, result_file = work / f"plan-{database}.json", work / f"result-{database}.json"
+    plan_file, result_file = work / f"plan-{name}.json", work / f"result-{name}.json"
     plan_file.write_text(json.dumps({**plan, "base_url": server.url, "users": users,
                                      "seconds": seconds, "warmup": warmup, "mix": mix,
-                                     "seed": seed_no}))
+                                     "seed": seed_no, "rate": rate}))
     rss_peak = 0
     marks: dict[str, tuple[float, float, float]] = {}  # wall, server cpu, postgres cpu
     analyze_s: float | None = None  # how long the warm-up's ANALYZE took (PostgreSQL)
     try:
-        progress.step(f"{database}: {users} users for {warmup:g} s warm-up + {seconds:g} s")
+        load = f"{users} users" if rate is None else f"{rate:,.0f} payments/s offered"
+        progress.step(f"{database}: {load} for {warmup:g} s warm-up + {seconds:g} s")
         gen = subprocess.Popen([sys.executable, "-m", "paycell.bench.loadgen", str(plan_file),
                                 str(result_file)], stdout=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL)
@@ -330,7 +363,7 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
             if tick["measuring"] and "start" not in marks:
                 marks["start"] = (time.perf_counter(), cpu, pg_cpu)
             marks["last"] = (time.perf_counter(), cpu, pg_cpu)
-            progress.load_tick(database, tick["elapsed"], warmup + seconds, tick["measuring"],
+            progress.load_tick(label, tick["elapsed"], warmup + seconds, tick["measuring"],
                                tick["payments"])
         if gen.wait() != 0:
             raise RuntimeError(f"the load generator exited with {gen.returncode}")
@@ -358,7 +391,8 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
         retries=result["retries"], flows=result["flows"], errors=result["errors_total"],
         request_latency=result["request_latency"],
         analyze_s=None if analyze_s is None else round(analyze_s, 3),
-        timeline=result["timeline"])
+        timeline=result["timeline"], offered_per_s=rate,
+        dropped=result.get("dropped_total", 0))
     progress.record(record)
     return record
 
@@ -378,7 +412,13 @@ class Report:
         return {
             "generated_at": self.generated_at, "machine": self.machine,
             "method": {
-                "load": "closed loop: each virtual user runs one flow at a time, then the next",
+                "load": {
+                    "closed": "each virtual user runs one flow at a time, then the next; "
+                              "a flow counts when it ends in the window",
+                    "open": "a flow is due every 1/rate s (k6's constant-arrival-rate) and "
+                            "starts with the user idle longest, or is dropped if none is; "
+                            "a flow counts when it is due in the window, its latency from "
+                            "then"},
                 "flows": {"p2p": "POST /v1/wallet/transfers (1 request)",
                           "remote": "merchant POST /v1/payments + payer confirm (2 requests)",
                           "nfc": "POST /v1/terminal/authorisations with a card's ARQC"},
@@ -416,8 +456,12 @@ def measure_baseline(*, users: int, workers: int, seconds: float, warmup: float,
 def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: float = 3.0,
         users: int = 64, workers: int = 2, mix: dict[str, float] | None = None,
         out: Path | None = None, docs: Path | None = None, progress: Progress | None = None,
-        workdir: Path | None = None) -> Report:
-    """Benchmark each database; write the JSON (``out``) and the docs section (``docs``)."""
+        workdir: Path | None = None, rate: float | None = None, rate_users: int = 256,
+        rate_databases: Sequence[str] = ("postgresql",)) -> Report:
+    """Benchmark each database with a closed loop of ``users``; then, with ``rate``, each
+    of ``rate_databases`` again with an open loop at that rate (on a fresh database, with
+    ``rate_users`` users to draw on). Write the JSON (``out``) and the docs section
+    (``docs``)."""
     unknown = set(databases) - set(DATABASES)
     if unknown:
         raise ValueError(f"unknown database(s) {sorted(unknown)}; choose from {DATABASES}")
@@ -443,9 +487,12 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
                                 temp_dir=tempfile.gettempdir() if own else work)
         baseline = measure_baseline(users=users, workers=workers, seconds=seconds,
                                     warmup=warmup, work=work, progress=rep)
-        for db in databases:
+        runs: list[tuple[str, float | None]] = [(db, None) for db in databases]
+        if rate:
+            runs += [(db, rate) for db in databases if db in rate_databases]
+        for db, db_rate in runs:
             if db == "sqlite":
-                db_file = work / "http-bench.db"
+                db_file = work / ("http-bench.db" if db_rate is None else "http-bench-open.db")
                 if db_file.exists():
                     raise FileExistsError(f"{db_file} exists: the benchmark needs a fresh one")
                 url, pg_pid = f"sqlite:///{db_file}", None
@@ -453,9 +500,10 @@ def run(databases: Sequence[str] = DATABASES, *, seconds: float = 10.0, warmup: 
                 assert server is not None
                 server.drop_database("http_bench")
                 url, pg_pid = server.create_database("http_bench"), _postmaster_pid(server)
-            records.append(bench_database(db, url, users=users, workers=workers,
-                                          seconds=seconds, warmup=warmup, mix=mix, work=work,
-                                          progress=rep, pg_pid=pg_pid))
+            records.append(bench_database(
+                db, url, users=users if db_rate is None else rate_users, workers=workers,
+                seconds=seconds, warmup=warmup, mix=mix, work=work, progress=rep,
+                pg_pid=pg_pid, rate=db_rate))
     finally:
         if server is not None:
             server.stop()

@@ -19,7 +19,7 @@ def throughput_chart(report: Report) -> Chart:
     marks = [(report.warmup, "measuring starts")] if report.warmup > 0 else []
     if any(r.analyze_s is not None for r in report.records):
         marks.insert(0, (report.warmup / 2, "ANALYZE"))
-    series = [Series(r.database, [(p["t"], p["payments_per_s"]) for p in r.timeline])
+    series = [Series(r.label, [(p["t"], p["payments_per_s"]) for p in r.timeline])
               for r in report.records]
     target = report.warmup + report.seconds
     series.append(Series(f"target {TARGET['payments_per_s']:,}/s",
@@ -33,14 +33,14 @@ def latency_chart(report: Report) -> Chart:
     """Per database, all requests; for the last PostgreSQL run, each kind of request too."""
     from paycell.bench.http import TARGET
 
-    series = [Series(f"{r.database}: every request",
+    series = [Series(f"{r.label}: every request",
                      [(ms, q) for q, ms in r.request_latency["overall"]["cdf_ms"]])
               for r in report.records if r.request_latency.get("overall", {}).get("cdf_ms")]
     pg = [r for r in report.records if r.database == "postgresql"]
     if pg:
         for kind, lat in pg[-1].request_latency.items():
             if kind != "overall" and lat.get("cdf_ms"):
-                series.append(Series(f"postgresql: {kind}",
+                series.append(Series(f"{pg[-1].label}: {kind}",
                                      [(ms, q) for q, ms in lat["cdf_ms"]]))
     return Chart("One request: share answered within a time", "milliseconds",
                  "percent of requests", series, [(TARGET["p99_ms"], "p99 target")], y_max=100)

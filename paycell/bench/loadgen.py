@@ -1,9 +1,17 @@
 """The HTTP benchmark's load generator, run as a process of its own beside the server:
 ``python -m paycell.bench.loadgen PLAN.json RESULT.json``.
 
-``users`` virtual users (asyncio tasks, each with its own kept-alive connection of
-:mod:`paycell.bench.rawhttp`) each loop, closed-loop:
-pick a flow by the mix's weights, run it to the end, start the next. Flows:
+``users`` virtual users, each with its own kept-alive connection of
+:mod:`paycell.bench.rawhttp`, run flows picked by the mix's weights, in one of two ways:
+
+- *closed loop* (the plan has no ``rate``): each user is an asyncio task that runs a flow
+  to its end and starts the next. It measures capacity: throughput at a fixed number of
+  users, whose latency is then users / throughput (Little's law);
+- *open loop* (``rate``, k6's constant-arrival-rate, as in Mojaloop's performance tests):
+  a flow is due every ``1 / rate`` seconds and starts with an idle user. It asks whether
+  the server sustains a given rate, and at what latency.
+
+Flows:
 
 - ``p2p``: ``POST /v1/wallet/transfers`` (Bearer token, PIN) to another user's number;
 - ``remote``: the merchant's signed ``POST /v1/payments`` for this user, then the user's
@@ -16,9 +24,10 @@ latency covers two requests. Each request is also timed on its own, by kind (``p
 ``order-create``, ``confirm``, ``nfc``): what an API client waits for one call.
 
 Every request carries its own Idempotency-Key. Each user owns its wallet, card and terminal,
-so ATCs and STANs only grow, as on real cards and terminals. Following Mojaloop's method the
-first ``warmup`` seconds are run but not counted: a flow counts when it *ends* inside the
-measured window. Progress goes to stdout as JSON lines; the results to RESULT.json.
+and runs one flow at a time, so ATCs and STANs only grow, as on real cards and terminals.
+Following Mojaloop's method the first ``warmup`` seconds are run but not counted: in a
+closed loop a flow counts when it *ends* inside the measured window, in an open loop when it
+was *due* inside it. Progress goes to stdout as JSON lines; the results to RESULT.json.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +57,7 @@ from paycell.onsite.pos_sim import CST, TerminalAuth
 
 FLOWS = ("p2p", "remote", "nfc")
 REQUEST_TIMEOUT_S = 30.0
+DROPPED = "dropped: no idle user"  # an open-loop flow that was due while every user was busy
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -99,6 +109,7 @@ class State:
     began: float = 0.0
     window: tuple[float, float] = (math.inf, math.inf)
     retries: int = 0
+    rate: float | None = None  # open loop: flows started per second; None: closed loop
 
 
 def _code(resp: Response) -> str:
@@ -195,15 +206,54 @@ async def _user(http: Connection, st: State, u: User, flows: list[str],
     rng = random.Random(seed)
     clock = time.perf_counter
     while clock() < st.stop_at:
-        flow = rng.choices(flows, weights)[0]
-        began = clock()
+        await _flow(http, st, u, rng.choices(flows, weights)[0], rng, clock())
+
+
+async def _flow(http: Connection, st: State, u: User, flow: str, rng: random.Random,
+                began: float) -> None:
+    """One flow by ``u``, its latency counted from ``began`` (when it was due to start)."""
+    try:
+        code, n = await RUNNERS[flow](http, st, u, rng)
+    except TransportError as exc:
+        code, n = f"transport {type(exc).__name__}", 1
+    except Exception as exc:  # a bug in a flow: count it, keep the load going
+        code, n = f"exception {type(exc).__name__}: {exc}"[:120], 1
+    st.done.append(Done(flow, began, time.perf_counter(), code is None, code, n))
+
+
+async def _arrivals(conns: list[Connection], st: State, flows: list[str],
+                    weights: list[float], seed: int) -> None:
+    """Open loop (k6's constant-arrival-rate): the k-th flow is due at ``k / rate`` seconds,
+    whatever became of the earlier ones, and its latency runs from then, so a late start
+    (a busy load generator, no idle user) counts against the server, not in its favour. A
+    flow starts with the user idle longest; with none idle it is dropped (``DROPPED``)."""
+    assert st.rate
+    rng = random.Random(seed)
+    idle: deque[tuple[Connection, User]] = deque(zip(conns, st.users, strict=True))
+    running: set[asyncio.Task[None]] = set()
+
+    async def one(conn: Connection, u: User, flow: str, due: float) -> None:
         try:
-            code, n = await RUNNERS[flow](http, st, u, rng)
-        except TransportError as exc:
-            code, n = f"transport {type(exc).__name__}", 1
-        except Exception as exc:  # a bug in a flow: count it, keep the load going
-            code, n = f"exception {type(exc).__name__}: {exc}"[:120], 1
-        st.done.append(Done(flow, began, clock(), code is None, code, n))
+            await _flow(conn, st, u, flow, random.Random(rng.random()), due)
+        finally:
+            idle.append((conn, u))
+
+    k = 0
+    while (due := st.began + k / st.rate) < st.stop_at:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        flow = rng.choices(flows, weights)[0]
+        if idle:
+            conn, u = idle.popleft()
+            task = asyncio.create_task(one(conn, u, flow, due))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        else:
+            st.done.append(Done(flow, due, due, False, DROPPED, 0))
+        k += 1
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 def _progress(**fields: Any) -> None:
@@ -233,7 +283,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
     if len(users) < 2 and "p2p" in mix:
         raise SystemExit("p2p needs at least two users")
     st = State(plan, users, [MerchantAuth(m["key_id"], m["secret"])
-                             for m in plan["merchants"]])
+                             for m in plan["merchants"]], rate=plan.get("rate") or None)
     url = urlsplit(plan["base_url"])
     conns = [Connection(url.hostname or "127.0.0.1", url.port or 80, REQUEST_TIMEOUT_S)
              for _ in users]
@@ -243,8 +293,11 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         warm_end = began + plan["warmup"]
         st.window = (warm_end, warm_end + plan["seconds"])
         st.stop_at = st.window[1]
-        tasks = [asyncio.create_task(_user(c, st, u, flows, weights, plan["seed"] + u.index))
-                 for c, u in zip(conns, users, strict=True)]
+        if st.rate:
+            tasks = [asyncio.create_task(_arrivals(conns, st, flows, weights, plan["seed"]))]
+        else:
+            tasks = [asyncio.create_task(_user(c, st, u, flows, weights, plan["seed"] + u.index))
+                     for c, u in zip(conns, users, strict=True)]
         cpu_window: list[float] = []
         while (now := time.perf_counter()) < st.stop_at:
             measuring = now >= warm_end
@@ -273,8 +326,9 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
 def _stats(done: list[Done], seconds: float) -> dict[str, Any]:
     ok = sorted(d.ended - d.began for d in done if d.ok)
     n = len(done)
+    dropped = sum(1 for d in done if d.code == DROPPED)
     return {
-        "completed": len(ok), "failed": n - len(ok),
+        "completed": len(ok), "failed": n - len(ok) - dropped, "dropped": dropped,
         "per_s": round(len(ok) / seconds, 1),
         "requests": sum(d.requests for d in done),
         "success_rate": round(len(ok) / n, 5) if n else None,
@@ -323,18 +377,21 @@ def timeline(st: State, step: float = 1.0) -> list[dict[str, Any]]:
 
 
 def summarise(st: State, flows: list[str]) -> dict[str, Any]:
-    """Figures over the flows that ended inside the measured window, per flow and overall,
-    and over the requests answered inside it, per kind and overall; errors are also counted
-    over the whole run (warm-up and tail included)."""
+    """Figures over the flows of the measured window, per flow and overall, and over the
+    requests answered inside it, per kind and overall; errors are also counted over the
+    whole run (warm-up and tail included). A closed loop's window holds the flows that
+    ended inside it; an open loop's the flows that were due inside it, each followed to
+    its end, so that a flow the server is slow to finish still counts, at its latency."""
     start, end = st.window
     seconds = end - start
-    window = [d for d in st.done if start <= d.ended < end]
+    window = [d for d in st.done if start <= (d.began if st.rate else d.ended) < end]
     calls = [c for c in st.calls if start <= c.ended < end]
     kinds = sorted({c.kind for c in calls})
     all_errors = Counter(d.code for d in st.done if d.code)
     overall = _stats(window, seconds)
     return {
         "seconds": round(seconds, 3),
+        "load": {"kind": "open", "offered_per_s": st.rate} if st.rate else {"kind": "closed"},
         "overall": overall,
         "flows": {f: _stats([d for d in window if d.flow == f], seconds) for f in flows},
         "request_latency": {"overall": _latency(calls),
@@ -342,7 +399,8 @@ def summarise(st: State, flows: list[str]) -> dict[str, Any]:
         "requests_per_s": round(overall["requests"] / seconds, 1),
         "timeline": timeline(st),
         "flows_total": len(st.done),
-        "failed_total": sum(1 for d in st.done if not d.ok),
+        "failed_total": sum(1 for d in st.done if not d.ok and d.code != DROPPED),
+        "dropped_total": sum(1 for d in st.done if d.code == DROPPED),
         "errors_total": dict(all_errors),
         "retries": st.retries,
     }
