@@ -49,6 +49,16 @@ def test_chart_is_svg_with_a_line_per_series() -> None:
             assert 64 <= x <= 760 - 200 and 36 <= y <= 320 - 48
 
 
+def test_a_long_name_widens_the_picture_not_the_plot() -> None:
+    name = "postgresql at 1,000/s: order-create"
+    root = ET.fromstring(line_chart(Chart("t", "x", "y", [Series(name, [(1, 1), (9, 2)])])))
+    width = float(root.get("width") or 0)
+    [label] = [t for t in root.iter(f"{SVG}text") if t.text == name]
+    assert float(label.get("x") or 0) + 7 * len(name) <= width
+    [line] = root.findall(f"{SVG}polyline")
+    assert max(float(xy.split(",")[0]) for xy in (line.get("points") or "").split()) <= 560
+
+
 def test_y_axis_can_end_where_told() -> None:
     chart = Chart("share", "ms", "percent", [Series("all", [(10, 50), (20, 100)])], y_max=100)
     texts = [t.text for t in ET.fromstring(line_chart(chart)).iter(f"{SVG}text")]

@@ -30,10 +30,11 @@ def throughput_chart(report: Report) -> Chart:
 
 
 def latency_chart(report: Report) -> Chart:
-    """Per database, all requests; for the last PostgreSQL run, each kind of request too."""
+    """Per run, all requests; for the last PostgreSQL run (the open loop, when there is
+    one), each kind of request too."""
     from paycell.bench.http import TARGET
 
-    series = [Series(f"{r.label}: every request",
+    series = [Series(f"{r.label}: all",
                      [(ms, q) for q, ms in r.request_latency["overall"]["cdf_ms"]])
               for r in report.records if r.request_latency.get("overall", {}).get("cdf_ms")]
     pg = [r for r in report.records if r.database == "postgresql"]

@@ -50,7 +50,7 @@ def render_markdown(report: Report, images: Sequence[str] = ()) -> str:
     lines += ["| database | load | API workers | payments/s | requests/s | p50 ms | p95 ms | "
               "p99 ms | success | failures | server RSS peak MB | CPU cores: server / "
               "PostgreSQL / load generator |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
               "---: |"]
     for r in report.records:
         lines.append(

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22")
+CHAR_PX = 7  # a generous width of one character of the 12 px sans-serif labels
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,13 @@ def _label(v: float) -> str:
 
 def line_chart(chart: Chart, *, width: int = 760, height: int = 320) -> str:
     """The chart as an SVG document; axes start at 0 and end at a round tick a little above
-    the highest value; the legend sits right of the plot."""
+    the highest value; the legend sits right of the plot, and the picture widens to fit its
+    longest name."""
     left, right, top, bottom = 64, 200, 36, 48
     w, h = width - left - right, height - top - bottom
+    legend = 38 + CHAR_PX * max((len(s.name) for s in chart.series), default=0) + 8
+    if legend > right:
+        width += legend - right
     xs = [x for s in chart.series for x, _ in s.points] + [x for x, _ in chart.marks]
     ys = [y for s in chart.series for _, y in s.points]
     # Named positions sit at 1..n, with a step of room on either side.
