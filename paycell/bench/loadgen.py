@@ -229,14 +229,16 @@ async def _arrivals(conns: list[Connection], st: State, flows: list[str],
     flow starts with the user idle longest; with none idle it is dropped (``DROPPED``)."""
     assert st.rate
     rng = random.Random(seed)
-    idle: deque[tuple[Connection, User]] = deque(zip(conns, st.users, strict=True))
+    idle: deque[tuple[Connection, User, random.Random]] = deque(
+        (c, u, random.Random(seed + 1 + u.index)) for c, u in zip(conns, st.users, strict=True))
     running: set[asyncio.Task[None]] = set()
 
-    async def one(conn: Connection, u: User, flow: str, due: float) -> None:
+    async def one(conn: Connection, u: User, own: random.Random, flow: str, due: float
+                  ) -> None:
         try:
-            await _flow(conn, st, u, flow, random.Random(rng.random()), due)
+            await _flow(conn, st, u, flow, own, due)
         finally:
-            idle.append((conn, u))
+            idle.append((conn, u, own))
 
     k = 0
     while (due := st.began + k / st.rate) < st.stop_at:
@@ -245,8 +247,7 @@ async def _arrivals(conns: list[Connection], st: State, flows: list[str],
             await asyncio.sleep(delay)
         flow = rng.choices(flows, weights)[0]
         if idle:
-            conn, u = idle.popleft()
-            task = asyncio.create_task(one(conn, u, flow, due))
+            task = asyncio.create_task(one(*idle.popleft(), flow, due))
             running.add(task)
             task.add_done_callback(running.discard)
         else:
