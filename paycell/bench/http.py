@@ -3,9 +3,9 @@
 Per database (a temp SQLite file, or a throwaway durable PostgreSQL): migrate; open and fund
 ``users`` wallets, log each in, issue and activate an NFC card for each, onboard a few
 merchants with a store, register and sign on one terminal per user, all through the
-services (untimed; :mod:`paycell.bench.http_world`). Then start the API as ``paycell serve`` would (``uvicorn
-paycell.api.app:create_app --factory --workers N``, background jobs off:
-``PAYCELL_RUN_WORKERS=0``; the flows driven here queue no job they need) and run
+services (untimed; :mod:`paycell.bench.http_world`). Then start the API as ``paycell
+serve`` would (``uvicorn paycell.api.app:create_app --factory --workers N``, background jobs
+off: ``PAYCELL_RUN_WORKERS=0``; the flows driven here queue no job they need) and run
 :mod:`paycell.bench.loadgen` in a process of its own beside it. While it runs, the RSS and
 CPU time of the server's process tree (and PostgreSQL's) are read from /proc.
 
