@@ -78,7 +78,7 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
     assert (o["load"], r["load"], o["label"]) == ("open, 15/s", "closed, 3 users",
                                                    "sqlite at 15/s")
     assert o["failures"] == 0, o["errors"]
-    assert o["payments"] + o["dropped"] == 30
+    assert o["payments"] + o["dropped"] == 30 and o["dropped_total"] >= o["dropped"]
     assert o["payments_per_s"] == o["payments"] / 2
     assert "| sqlite at 15/s | remote |" in text and "open: 15/s offered (6 users)" in text
     assert "15 payments/s offered (open loop)" in text

@@ -279,7 +279,8 @@ def print_http_report(report: hb.Report) -> None:
         if r.loadgen_cpu_cores is not None:
             cores += f", load generator {r.loadgen_cpu_cores:.2f}"
         load = (f"{r.users} users" if r.offered_per_s is None else
-                f"{r.offered_per_s:,.0f}/s offered to {r.users} users, {r.dropped:,} dropped")
+                f"{r.offered_per_s:,.0f}/s offered to {r.users} users, {r.dropped:,} dropped "
+                f"in the window ({r.dropped_total:,} with the warm-up)")
         console.print(f"{r.label}: {r.workers} API workers, {load}; server RSS "
                       f"peak {r.server_rss_peak_mb:,.0f} MB; CPU cores used: {cores}; "
                       f"target {'[green]met[/]' if r.target_met else '[yellow]not met[/]'}")

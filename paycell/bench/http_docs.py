@@ -95,7 +95,7 @@ def render_markdown(report: Report, images: Sequence[str] = ()) -> str:
         else:
             done = (f"{_f(r.offered_per_s)} payments/s offered (open loop), "
                     f"{_f(r.payments_per_s)}/s done, {r.dropped:,} dropped for want of an "
-                    "idle user")
+                    f"idle user ({r.dropped_total:,} in the whole run, warm-up included)")
         lines.append(f"- {r.database}: {done}, p99 {_f(r.p99_ms, 1)} ms, success "
                      f"{_rate(r.success_rate)} (target ≥ {TARGET['payments_per_s']:,} "
                      f"payments/s, p99 < {TARGET['p99_ms']:g} ms, 100%: {verdict}).")
