@@ -16,11 +16,10 @@ from paycell.api.desk import Desk, Lane, _Waiting
 LANES = {name: Lane(name, lambda items: items, keys=lambda i: ()) for name in "abc"}
 
 
-def _queued(desk: Desk, items: list[tuple[str, tuple[int, ...]]]) -> list[_Waiting]:
-    waiting = [_Waiting(LANES[lane], n, keys, None, None)  # type: ignore[arg-type]
-               for n, (lane, keys) in enumerate(items)]
-    desk._queue.extend(waiting)
-    return waiting
+def _queue(desk: Desk, items: list[tuple[str, tuple[int, ...]]]) -> None:
+    """Queue ``items`` (kind, keys) as requests numbered in arrival order."""
+    desk._queue.extend(_Waiting(LANES[lane], n, keys, None, None)  # type: ignore[arg-type]
+                       for n, (lane, keys) in enumerate(items))
 
 
 @given(st.lists(st.tuples(st.sampled_from("abc"),
@@ -30,7 +29,7 @@ def _queued(desk: Desk, items: list[tuple[str, tuple[int, ...]]]) -> list[_Waiti
 def test_each_batch_is_one_kind_oldest_first_keys_in_order(
         items: list[tuple[str, tuple[int, ...]]], max_batch: int) -> None:
     desk = Desk("test", max_batch=max_batch)
-    _queued(desk, items)
+    _queue(desk, items)
     done: list[int] = []
     while desk._queue:
         oldest = desk._queue[0].item
