@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hmac
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -70,7 +72,7 @@ def session_key(card_key: bytes, atc: int) -> bytes:
     if not 0 <= atc <= 0xFFFF:
         raise ValueError("the ATC is two bytes")
     blocks = bytes(6) + atc.to_bytes(2, "big") + bytes(6) + (atc ^ 0xFFFF).to_bytes(2, "big")
-    return _alg3_ciphers(card_key)[1].encryptor().update(blocks)
+    return _ede(card_key).update(blocks)
 
 
 def _bcd(value: int, length: int) -> bytes:
@@ -137,7 +139,7 @@ def arpc(session_key: bytes, arqc: bytes, arc: bytes) -> bytes:
     if len(arqc) != 8 or len(arc) != 2:
         raise ValueError("an ARQC is 8 bytes and an ARC 2")
     block = (int.from_bytes(arqc) ^ int.from_bytes(arc + bytes(6))).to_bytes(8)
-    return _alg3_ciphers(session_key)[1].encryptor().update(block)
+    return _ede(session_key).update(block)
 
 
 def retail_mac(key: bytes, data: bytes) -> bytes:
@@ -157,17 +159,36 @@ def _alg3_ciphers(key: bytes) -> tuple[Cipher[modes.CBC], Cipher[modes.ECB]]:
             Cipher(TripleDES(key + key[:8]), modes.ECB()))
 
 
+_LOCAL = threading.local()
+_EDE_KEPT = 4096  # keys whose contexts a thread keeps (then it starts afresh)
+
+
+def _ede(key: bytes) -> Any:
+    """Two-key 3DES (K1 K2 K1) in ECB mode under ``key``, as an encryption context kept per
+    thread. ECB encrypts each block on its own, so one context serves every call: only its
+    ``update`` is used, on whole blocks, and it is never finalized. Making a context costs
+    4 us, a block through a kept one 0.75 us; a context is not shared between threads."""
+    kept: dict[bytes, Any] | None = getattr(_LOCAL, "ede", None)
+    if kept is None:
+        kept = _LOCAL.ede = {}
+    ctx = kept.get(key)
+    if ctx is None:
+        if len(kept) >= _EDE_KEPT:
+            kept.clear()
+        ctx = kept[key] = _alg3_ciphers(key)[1].encryptor()
+    return ctx
+
+
 def _mac_alg3(key: bytes, data: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3, padding method 2: CBC single DES under K1 over all
     blocks but the last, then the last block (xor the chain) under 3DES K1 K2 K1, which is
     the standard's output transformation (decrypt K2, encrypt K1) of the full CBC chain."""
-    cbc, ede = _alg3_ciphers(key)
     data += b"\x80" + bytes(-(len(data) + 1) % 8)
     last = data[-8:]
     if len(data) > 8:
-        chain = cbc.encryptor().update(data[:-8])[-8:]
+        chain = _alg3_ciphers(key)[0].encryptor().update(data[:-8])[-8:]
         last = (int.from_bytes(last) ^ int.from_bytes(chain)).to_bytes(8)
-    return ede.encryptor().update(last)
+    return _ede(key).update(last)
 
 
 # PUT DATA 9F79 (the e-cash balance), Lc 0A: 6 BCD bytes of the new balance and a 4-byte MAC.

@@ -171,3 +171,27 @@ def test_retail_mac_is_pyemvs_algorithm_3(key: bytes, data: bytes) -> None:
         expected = pyemv_mac.mac_iso9797_3(key[:8], key[8:], data, 2)
     assert emv.retail_mac(key, data) == expected
     assert emv.generate_ac(key, data) == expected
+
+
+def test_kept_contexts_answer_alike_in_every_thread_and_after_eviction(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ECB contexts are kept per thread and reused (never finalized): many threads at
+    once, and a thread that has thrown its contexts away, get the answers of a fresh
+    context."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    work = [(os.urandom(16), os.urandom(n)) for n in range(0, 80, 3)] * 20
+
+    atc_blocks = bytes(6) + (7).to_bytes(2, "big") + bytes(6) + (7 ^ 0xFFFF).to_bytes(2, "big")
+
+    def fresh(key: bytes, data: bytes) -> tuple[bytes, bytes]:
+        ede = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
+        return ede.update(atc_blocks), emv.retail_mac(key, data)
+
+    expected = [fresh(k, d) for k, d in work]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda kd: (emv.session_key(kd[0], 7), emv.retail_mac(*kd)), work))
+    assert got == expected
+    monkeypatch.setattr(emv, "_EDE_KEPT", 3)
+    assert [(emv.session_key(k, 7), emv.retail_mac(k, d)) for k, d in work] == expected
