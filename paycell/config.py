@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # FastAPI's native OpenTelemetry (traces, metrics, logs to the providers an operator
     # configures): off, each request skips asking the OTel providers (about 6 us each).
     otel: bool = False
+    # A directory where each API process's desks log their batches (api/desk.py), one line
+    # per batch; empty: no log. The HTTP benchmark sets it to show what the desks did.
+    desk_log_dir: str = ""
     # -- subscribers (docs/wallets.md) --
     # Keys HMACs of ID-document numbers and of PINs in idempotency fingerprints.
     secret_key: str = DEV_SECRET_KEY

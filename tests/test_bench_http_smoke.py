@@ -52,6 +52,11 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
         assert q["failed"] == 0 and q["count"] > 0, name
         assert 0 < q["p50_ms"] <= q["p95_ms"] <= q["p99_ms"], name
     assert lat["overall"]["count"] == sum(q["count"] for k, q in lat.items() if k != "overall")
+    desks = r["desks"]  # what the API's desks did in the window, per kind of batch
+    assert set(desks) >= {"p2p", "order-create", "orders", "nfc", "sessions"}, desks
+    for kind, d in desks.items():
+        assert d["batches_per_s"] > 0 and d["requests_per_batch"] >= 1, kind
+        assert d["wall_ms"] > 0 and 0 < d["desk_busy"] <= 1, kind
     b = data["baseline"]  # the bare stack, same client, same workers
     assert b["requests_per_s"] > 0 and b["errors"] == 0 and (b["users"], b["workers"]) == (3, 1)
 
@@ -61,6 +66,7 @@ def test_http_bench_on_sqlite(tmp_path: Path) -> None:
     assert text.count(hb.DOCS_START) == 1 and "| sqlite | nfc |" in text
     assert "| sqlite | confirm |" in text and "| sqlite | overall |" in text
     assert "Baseline, same run: the bare stack" in text
+    assert "| sqlite | payments | nfc |" in text and "| sqlite | sessions | sessions |" in text
 
     # the charts beside the JSON, linked from the docs by a path relative to them
     for name in ("throughput", "latency"):

@@ -68,6 +68,7 @@ def create_app(
         app.state.engine, app.state.ledger = eng, ledger
         app.state.batcher, app.state.worker = batcher, worker
         app.state.desks = {}  # api/desk.py: made on first use
+        app.state.desk_log_dir = settings.desk_log_dir or None
         if worker is not None:
             worker.start()
         log.info("paycell %s on %s (workers %s)", __version__, eng.dialect.name,

@@ -21,17 +21,24 @@ Requests that share a key (a client's retry of the same Idempotency-Key; two ord
 for a later batch, where it finds the first one's answer. If a lane's batch fails as a whole
 with an unexpected error, each of its requests is run again alone, so one bad request cannot
 fail its neighbours.
+
+Each desk keeps, per kind, how many batches and requests it ran and the wall and CPU time
+they took (:meth:`Desk.figures`); with a ``log`` file it also writes a line per batch, which
+the HTTP benchmark reads to show what the desks did while it measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +66,30 @@ class _Waiting:
     future: asyncio.Future[Any]
 
 
+@dataclass(slots=True)
+class LaneFigures:
+    """What a desk did for one kind of work: batches and requests run, and the wall and CPU
+    seconds its batches took (the wall time includes waiting for the database)."""
+
+    batches: int = 0
+    items: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
 class Desk:
     """Runs batches on a thread of its own: one kind at a time, the oldest request's first,
     each batch's items in arrival order."""
 
-    def __init__(self, name: str, *, max_batch: int = 256) -> None:
-        self.name, self.max_batch = name, max_batch
+    def __init__(self, name: str, *, max_batch: int = 256, log: Path | None = None) -> None:
+        self.name, self.max_batch, self.log = name, max_batch, log
         self._queue: deque[_Waiting] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
         self.batches = 0  # lane batches run, so a transaction each
         self.items = 0
+        self._figures: dict[str, LaneFigures] = {}
 
     async def submit(self, lane: Lane[T, R], item: T) -> R:
         """Queue ``item`` and wait for its answer (or the exception that refused it)."""
@@ -119,12 +138,41 @@ class Desk:
             self._queue = later
             return taken
 
+    def figures(self) -> dict[str, LaneFigures]:
+        """Per kind of work, what this desk has run so far (a copy)."""
+        with self._cond:
+            return {lane: replace(f) for lane, f in self._figures.items()}
+
     def _loop(self) -> None:
-        while (group := self._take()) is not None:
+        out: IO[str] | None = None  # a line per batch, written at once (a kill loses none)
+        if self.log is not None:
+            out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        try:
+            while (group := self._take()) is not None:
+                began, cpu = time.perf_counter(), time.thread_time()
+                outcomes = self._answers(group)
+                wall, cpu = time.perf_counter() - began, time.thread_time() - cpu
+                self._note(group[0].lane.name, len(group), wall, cpu)
+                for w, outcome in zip(group, outcomes, strict=True):
+                    w.loop.call_soon_threadsafe(_settle, w.future, outcome)
+                if out is not None:
+                    out.write(f"{began:.6f}\t{group[0].lane.name}\t{len(group)}\t"
+                              f"{wall * 1e3:.3f}\t{cpu * 1e3:.3f}\n")
+        finally:
+            if out is not None:
+                out.close()
+
+    def _note(self, lane: str, n: int, wall: float, cpu: float) -> None:
+        with self._cond:
             self.batches += 1
-            self.items += len(group)
-            for w, outcome in zip(group, self._answers(group), strict=True):
-                w.loop.call_soon_threadsafe(_settle, w.future, outcome)
+            self.items += n
+            f = self._figures.get(lane)
+            if f is None:
+                f = self._figures[lane] = LaneFigures()
+            f.batches += 1
+            f.items += n
+            f.wall_s += wall
+            f.cpu_s += cpu
 
     def _answers(self, group: list[_Waiting]) -> list[Any]:
         """An answer or an exception per item; a failed batch is re-run item by item."""
@@ -156,14 +204,17 @@ def _settle(fut: asyncio.Future[Any], outcome: Any) -> None:
 
 def desk_of(state: Any, name: str = "payments") -> Desk:
     """The app's desk called ``name``, made on first use; the app's lifespan closes them all
-    (``state.desks``, a dict it sets up)."""
+    (``state.desks``, a dict it sets up). With ``state.desk_log_dir`` set, the desk logs
+    its batches to ``<dir>/<pid>-<name>.tsv``."""
     desks: dict[str, Desk] = state.desks
     desk = desks.get(name)
     if desk is None:
         with _MAKING:
             desk = desks.get(name)
             if desk is None:
-                desk = desks[name] = Desk(name)
+                logs = getattr(state, "desk_log_dir", None)
+                desk = desks[name] = Desk(
+                    name, log=Path(logs) / f"{os.getpid()}-{name}.tsv" if logs else None)
     return desk
 
 

@@ -7,7 +7,8 @@ services (untimed; :mod:`paycell.bench.http_world`). Then start the API as ``pay
 serve`` would (``uvicorn paycell.api.app:create_app --factory --workers N``, background jobs
 off: ``PAYCELL_RUN_WORKERS=0``; the flows driven here queue no job they need) and run
 :mod:`paycell.bench.loadgen` in a process of its own beside it. While it runs, the RSS and
-CPU time of the server's process tree (and PostgreSQL's) are read from /proc.
+CPU time of the server's process tree (and PostgreSQL's) are read from /proc, and the API's
+desks log their batches (:mod:`paycell.bench.http_desks` reads what they did in the window).
 
 Two kinds of load. A *closed loop* of ``users`` (each starts its next payment when the last
 ends) measures capacity; its latency is users / throughput by Little's law, so its p99 says
@@ -44,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from paycell.bench import machine
+from paycell.bench import http_desks, machine
 from paycell.bench.http_world import seed, server_env
 
 DATABASES = ("sqlite", "postgresql")
@@ -151,6 +152,8 @@ class Record:
     offered_per_s: float | None = None  # open loop: flows due per second; None: closed loop
     dropped: int = 0  # open loop: flows due in the window while every user was busy (not sent)
     dropped_total: int = 0  # the same over the whole run, warm-up included
+    # Per kind of batch, what the API's desks did in the window (bench/http_desks.py).
+    desks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def load(self) -> str:
@@ -233,7 +236,11 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
     progress.step(f"{database}: starting the API ({workers} worker processes)")
     name = database if rate is None else f"{database}-open"
     label = run_label(database, rate)
-    server = ApiServer(server_env(url), free_port(), workers, work / f"server-{name}.log")
+    desk_logs = work / f"desks-{name}"
+    shutil.rmtree(desk_logs, ignore_errors=True)
+    desk_logs.mkdir(parents=True)
+    server = ApiServer({**server_env(url), "PAYCELL_DESK_LOG_DIR": str(desk_logs)},
+                       free_port(), workers, work / f"server-{name}.log")
     server.start()
     assert server.proc is not None
     server_pid = server.proc.pid
@@ -294,7 +301,9 @@ def bench_database(database: str, url: str, *, users: int, workers: int, seconds
         request_latency=result["request_latency"],
         analyze_s=None if analyze_s is None else round(analyze_s, 3),
         timeline=result["timeline"], offered_per_s=rate,
-        dropped=ov.get("dropped", 0), dropped_total=result.get("dropped_total", 0))
+        dropped=ov.get("dropped", 0), dropped_total=result.get("dropped_total", 0),
+        desks=http_desks.read(desk_logs, marks["start"][0], marks["last"][0])
+        if "start" in marks else {})
     progress.record(record)
     return record
 

@@ -28,6 +28,10 @@ def _rate(v: float | None) -> str:
     return "–" if v is None else f"{v * 100:.2f}%"
 
 
+def _share(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.0f}%"
+
+
 def _load(r: Record) -> str:
     if r.offered_per_s is None:
         return f"closed: {r.users} users"
@@ -76,6 +80,21 @@ def render_markdown(report: Report, images: Sequence[str] = ()) -> str:
         for name, q in r.request_latency.items():
             lines.append(f"| {r.label} | {name} | {q['count']:,} | {_f(q['p50_ms'], 1)} | "
                          f"{_f(q['p95_ms'], 1)} | {_f(q['p99_ms'], 1)} |")
+    if any(r.desks for r in report.records):
+        lines += ["", "What the API's desks did in the window, per kind of batch (a batch is one "
+                  "transaction; `waiting` is the share of its wall time the desk's thread was not "
+                  "computing: waiting for the database, a core or the interpreter; `busy` is the "
+                  "share of the window its desk was running batches, per process):", "",
+                  "| database | desk | batch | batches/s | requests per batch | wall ms | "
+                  "CPU ms | waiting | busy |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in report.records:
+            for kind, d in r.desks.items():
+                lines.append(
+                    f"| {r.label} | {d['desk']} | {kind} | {_f(d['batches_per_s'], 1)} | "
+                    f"{_f(d['requests_per_batch'], 1)} | {_f(d['wall_ms'], 2)} | "
+                    f"{_f(d['cpu_ms'], 2)} | {_share(d['waiting'])} | "
+                    f"{_share(d['desk_busy'])} |")
     b = report.baseline
     if b:
         lines += ["", f"Baseline, same run: the bare stack (FastAPI + uvicorn, {b['workers']} "

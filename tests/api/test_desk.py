@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -92,3 +94,36 @@ def test_a_request_joins_its_kind_while_another_kind_runs() -> None:
     desk.close()
     assert out == [0, 1, 2]
     assert ran == [("a", [0]), ("a", [1]), ("b", [2, 3])]
+
+
+def test_the_desk_keeps_figures_per_kind_and_logs_each_batch(tmp_path: Path) -> None:
+    """Per kind: batches, requests, wall and CPU time; with a log, a line per batch (when
+    it began, its kind, its size, its wall and CPU milliseconds) that the HTTP benchmark
+    reads to show what the desks did in its window."""
+    log = tmp_path / "desk.tsv"
+    desk = Desk("test", log=log)
+    a: Lane[int, int] = Lane("a", lambda items: [i * 2 for i in items], keys=lambda i: ())
+    b: Lane[int, int] = Lane("b", lambda items: [sum(range(20_000)) + i for i in items],
+                             keys=lambda i: ())
+
+    async def go() -> list[int]:
+        first = await desk.submit(a, 1)  # alone: a batch of one
+        rest = await asyncio.gather(*(desk.submit(b, i) for i in range(3)))
+        return [first, *rest]
+
+    before = time.perf_counter()
+    assert asyncio.run(go())[0] == 2
+    desk.close()
+    figures = desk.figures()
+    assert set(figures) == {"a", "b"}
+    assert (figures["a"].batches, figures["a"].items) == (1, 1)
+    assert figures["b"].items == 3 and 1 <= figures["b"].batches <= 3
+    for f in figures.values():
+        assert f.cpu_s > 0 and f.wall_s > 0
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    assert (lines[0][1], int(lines[0][2])) == ("a", 1)
+    assert sum(int(n) for _, kind, n, _, _ in lines if kind == "b") == 3
+    assert len(lines) == figures["a"].batches + figures["b"].batches
+    for began, _, _, wall_ms, cpu_ms in lines:
+        assert before <= float(began) <= time.perf_counter()
+        assert float(wall_ms) > 0 and float(cpu_ms) >= 0
