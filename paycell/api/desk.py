@@ -22,9 +22,9 @@ for a later batch, where it finds the first one's answer. If a lane's batch fail
 with an unexpected error, each of its requests is run again alone, so one bad request cannot
 fail its neighbours.
 
-Each desk keeps, per kind, how many batches and requests it ran and the wall and CPU time
-they took (:meth:`Desk.figures`); with a ``log`` file it also writes a line per batch, which
-the HTTP benchmark reads to show what the desks did while it measured.
+With a ``log`` file a desk writes a line per batch (when it began, its kind, its size, its
+wall and CPU milliseconds), which the HTTP benchmark reads to show what the desks did while
+it measured (``bench/http_desks.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
@@ -66,17 +66,6 @@ class _Waiting:
     future: asyncio.Future[Any]
 
 
-@dataclass(slots=True)
-class LaneFigures:
-    """What a desk did for one kind of work: batches and requests run, and the wall and CPU
-    seconds its batches took (the wall time includes waiting for the database)."""
-
-    batches: int = 0
-    items: int = 0
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-
-
 class Desk:
     """Runs batches on a thread of its own: one kind at a time, the oldest request's first,
     each batch's items in arrival order."""
@@ -89,7 +78,6 @@ class Desk:
         self._thread: threading.Thread | None = None
         self.batches = 0  # lane batches run, so a transaction each
         self.items = 0
-        self._figures: dict[str, LaneFigures] = {}
 
     async def submit(self, lane: Lane[T, R], item: T) -> R:
         """Queue ``item`` and wait for its answer (or the exception that refused it)."""
@@ -138,21 +126,17 @@ class Desk:
             self._queue = later
             return taken
 
-    def figures(self) -> dict[str, LaneFigures]:
-        """Per kind of work, what this desk has run so far (a copy)."""
-        with self._cond:
-            return {lane: replace(f) for lane, f in self._figures.items()}
-
     def _loop(self) -> None:
         out: IO[str] | None = None  # a line per batch, written at once (a kill loses none)
         if self.log is not None:
             out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         try:
             while (group := self._take()) is not None:
+                self.batches += 1
+                self.items += len(group)
                 began, cpu = time.perf_counter(), time.thread_time()
                 outcomes = self._answers(group)
                 wall, cpu = time.perf_counter() - began, time.thread_time() - cpu
-                self._note(group[0].lane.name, len(group), wall, cpu)
                 for w, outcome in zip(group, outcomes, strict=True):
                     w.loop.call_soon_threadsafe(_settle, w.future, outcome)
                 if out is not None:
@@ -161,18 +145,6 @@ class Desk:
         finally:
             if out is not None:
                 out.close()
-
-    def _note(self, lane: str, n: int, wall: float, cpu: float) -> None:
-        with self._cond:
-            self.batches += 1
-            self.items += n
-            f = self._figures.get(lane)
-            if f is None:
-                f = self._figures[lane] = LaneFigures()
-            f.batches += 1
-            f.items += n
-            f.wall_s += wall
-            f.cpu_s += cpu
 
     def _answers(self, group: list[_Waiting]) -> list[Any]:
         """An answer or an exception per item; a failed batch is re-run item by item."""

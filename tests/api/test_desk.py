@@ -96,15 +96,13 @@ def test_a_request_joins_its_kind_while_another_kind_runs() -> None:
     assert ran == [("a", [0]), ("a", [1]), ("b", [2, 3])]
 
 
-def test_the_desk_keeps_figures_per_kind_and_logs_each_batch(tmp_path: Path) -> None:
-    """Per kind: batches, requests, wall and CPU time; with a log, a line per batch (when
-    it began, its kind, its size, its wall and CPU milliseconds) that the HTTP benchmark
-    reads to show what the desks did in its window."""
+def test_the_desk_logs_each_batch(tmp_path: Path) -> None:
+    """With a log, a line per batch: when it began, its kind, its size, its wall and CPU
+    milliseconds (the HTTP benchmark reads them to show what the desks did)."""
     log = tmp_path / "desk.tsv"
     desk = Desk("test", log=log)
     a: Lane[int, int] = Lane("a", lambda items: [i * 2 for i in items], keys=lambda i: ())
-    b: Lane[int, int] = Lane("b", lambda items: [sum(range(20_000)) + i for i in items],
-                             keys=lambda i: ())
+    b: Lane[int, int] = Lane("b", lambda items: [i + 1 for i in items], keys=lambda i: ())
 
     async def go() -> list[int]:
         first = await desk.submit(a, 1)  # alone: a batch of one
@@ -114,16 +112,10 @@ def test_the_desk_keeps_figures_per_kind_and_logs_each_batch(tmp_path: Path) -> 
     before = time.perf_counter()
     assert asyncio.run(go())[0] == 2
     desk.close()
-    figures = desk.figures()
-    assert set(figures) == {"a", "b"}
-    assert (figures["a"].batches, figures["a"].items) == (1, 1)
-    assert figures["b"].items == 3 and 1 <= figures["b"].batches <= 3
-    for f in figures.values():
-        assert f.cpu_s > 0 and f.wall_s > 0
     lines = [line.split("\t") for line in log.read_text().splitlines()]
     assert (lines[0][1], int(lines[0][2])) == ("a", 1)
     assert sum(int(n) for _, kind, n, _, _ in lines if kind == "b") == 3
-    assert len(lines) == figures["a"].batches + figures["b"].batches
+    assert len(lines) == desk.batches and desk.items == 4
     for began, _, _, wall_ms, cpu_ms in lines:
         assert before <= float(began) <= time.perf_counter()
         assert float(wall_ms) > 0 and float(cpu_ms) >= 0
