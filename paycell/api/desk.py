@@ -129,7 +129,10 @@ class Desk:
     def _loop(self) -> None:
         out: IO[str] | None = None  # a line per batch, written at once (a kill loses none)
         if self.log is not None:
-            out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            try:
+                out = open(self.log, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:  # the payments still run, unlogged
+                log.warning("%s desk: cannot log batches to %s: %s", self.name, self.log, exc)
         try:
             while (group := self._take()) is not None:
                 self.batches += 1

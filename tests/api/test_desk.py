@@ -5,11 +5,13 @@ a key with it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,3 +121,18 @@ def test_the_desk_logs_each_batch(tmp_path: Path) -> None:
     for began, _, _, wall_ms, cpu_ms in lines:
         assert before <= float(began) <= time.perf_counter()
         assert float(wall_ms) > 0 and float(cpu_ms) >= 0
+
+
+def test_a_log_that_cannot_be_opened_stops_no_payment(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    desk = Desk("test", log=tmp_path / "missing" / "desk.tsv")
+    a: Lane[int, int] = Lane("a", lambda items: [i * 2 for i in items], keys=lambda i: ())
+
+    async def go() -> list[int]:  # a desk thread that died would leave them waiting
+        return list(await asyncio.wait_for(
+            asyncio.gather(*(desk.submit(a, i) for i in range(3))), timeout=60))
+
+    with caplog.at_level(logging.WARNING, logger="paycell.api.desk"):
+        assert asyncio.run(go()) == [0, 2, 4]
+    desk.close()
+    assert "cannot log batches" in caplog.text
