@@ -24,12 +24,8 @@ def _f(v: float | None, digits: int = 0) -> str:
     return "–" if v is None else f"{v:,.{digits}f}"
 
 
-def _rate(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.2f}%"
-
-
-def _share(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.0f}%"
+def _rate(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v * 100:.{digits}f}%"
 
 
 def _load(r: Record) -> str:
@@ -93,8 +89,8 @@ def render_markdown(report: Report, images: Sequence[str] = ()) -> str:
                 lines.append(
                     f"| {r.label} | {d['desk']} | {kind} | {_f(d['batches_per_s'], 1)} | "
                     f"{_f(d['requests_per_batch'], 1)} | {_f(d['wall_ms'], 2)} | "
-                    f"{_f(d['cpu_ms'], 2)} | {_share(d['waiting'])} | "
-                    f"{_share(d['desk_busy'])} |")
+                    f"{_f(d['cpu_ms'], 2)} | {_rate(d['waiting'], 0)} | "
+                    f"{_rate(d['desk_busy'], 0)} |")
     b = report.baseline
     if b:
         lines += ["", f"Baseline, same run: the bare stack (FastAPI + uvicorn, {b['workers']} "
